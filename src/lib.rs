@@ -1,0 +1,5 @@
+//! compliance-proxy: a Microsoft Intune compliance-partner proxy for Fleet servers.
+
+#![forbid(unsafe_code)]
+
+pub mod simulator;

@@ -1,0 +1,1 @@
+//! The simulated Microsoft (placeholder; being built).
