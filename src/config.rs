@@ -1,0 +1,321 @@
+//! The validated configuration of each subcommand, and the checks that build it.
+//!
+//! `cli` collects raw flag and environment values; this module turns them into
+//! typed settings. A [`Validator`] records every bad value instead of stopping at
+//! the first, so an operator sees all mistakes in one run, and nothing here
+//! prints a secret: [`Secret`] and [`ApiKeys`] redact themselves in `Debug`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::secrets::ApiKeys;
+
+/// A value that must never reach a log line or an error message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// How to reach Microsoft and with which application.
+#[derive(Clone, Debug)]
+pub struct MicrosoftSettings {
+    /// Base of the Entra login endpoints, without trailing slash.
+    pub login_url: String,
+    /// Base of Microsoft Graph, without trailing slash.
+    pub graph_url: String,
+    /// The partner application's (client) id.
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Overall limit for one Microsoft call, connect included.
+    pub timeout: Duration,
+    /// Limit for opening a connection to Microsoft.
+    pub connect_timeout: Duration,
+    /// Longest `Retry-After` we wait out before telling Fleet to come back later.
+    pub retry_after_cap: Duration,
+}
+
+/// What the setup flow creates in a tenant, and how long its pieces live.
+#[derive(Clone, Debug)]
+pub struct SetupSettings {
+    /// Entra group the compliance policy is assigned to.
+    pub group_name: String,
+    pub policy_name: String,
+    pub policy_description: String,
+    /// How long a consent state stays valid once handed out.
+    pub consent_ttl: Duration,
+    /// Age after which an integration whose setup never finished is dropped.
+    pub pending_ttl: Duration,
+    /// Most integrations that may be waiting for setup at once.
+    pub max_pending: u32,
+    /// Age after which upload messages are pruned.
+    pub message_retention: Duration,
+    /// Enrollment page URL registered with Intune; defaults under the public URL.
+    pub enroll_url: Option<String>,
+    /// Remediation page URL registered with Intune; defaults under the public URL.
+    pub remediate_url: Option<String>,
+}
+
+impl SetupSettings {
+    /// Settings for a process that only runs heartbeat rounds and maintenance
+    /// (the `heartbeat` subcommand): it creates nothing in tenants, so only
+    /// the ages matter.
+    pub fn for_maintenance(message_retention: Duration, pending_ttl: Duration) -> SetupSettings {
+        SetupSettings {
+            group_name: String::new(),
+            policy_name: String::new(),
+            policy_description: String::new(),
+            consent_ttl: Duration::ZERO,
+            pending_ttl,
+            max_pending: 0,
+            message_retention,
+            enroll_url: None,
+            remediate_url: None,
+        }
+    }
+}
+
+/// Limits the HTTP server enforces on its clients.
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    /// Time a client has to send its request headers.
+    pub header_timeout: Duration,
+    /// Time one request may take from headers received to response ready.
+    pub request_timeout: Duration,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Most connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish after a shutdown signal.
+    pub shutdown_timeout: Duration,
+}
+
+/// Everything `serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub database: PathBuf,
+    pub listen: SocketAddr,
+    /// External base URL; `None` means `http://{bound address}`.
+    pub public_url: Option<String>,
+    pub api_keys: ApiKeys,
+    pub allow_anonymous: bool,
+    pub microsoft: MicrosoftSettings,
+    /// Start the built-in simulated Microsoft and point `microsoft` at it.
+    pub simulate_microsoft: bool,
+    pub setup: SetupSettings,
+    pub limits: ServerLimits,
+    /// When heartbeat rounds run inside `serve`; `None` when turned off.
+    pub heartbeat_schedule: Option<cron::Schedule>,
+    pub heartbeat_concurrency: usize,
+}
+
+/// Everything `heartbeat` needs.
+#[derive(Clone, Debug)]
+pub struct HeartbeatConfig {
+    pub database: PathBuf,
+    pub microsoft: MicrosoftSettings,
+    pub heartbeat_concurrency: usize,
+    pub message_retention: Duration,
+    pub pending_ttl: Duration,
+}
+
+/// The configuration was refused; each entry names one setting and its problem.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .problems.join("\n  "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+/// Collects the problems found while checking settings.
+///
+/// Each check returns a usable placeholder when the value is bad, so checking
+/// continues and [`Validator::finish`] reports everything at once.
+#[derive(Default)]
+pub struct Validator {
+    problems: Vec<String>,
+}
+
+impl Validator {
+    pub fn problem(&mut self, setting: &str, message: impl fmt::Display) {
+        self.problems.push(format!("{setting}: {message}"));
+    }
+
+    /// A duration such as `500ms`, `30s`, `5m`, `24h` or `7days`.
+    pub fn duration(&mut self, setting: &str, text: &str) -> Duration {
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.problem(setting, "must be longer than zero");
+                Duration::from_secs(1)
+            }
+            Err(e) => {
+                self.problem(
+                    setting,
+                    format!("{text:?} is not a duration like 500ms, 30s or 5m ({e})"),
+                );
+                Duration::from_secs(1)
+            }
+        }
+    }
+
+    /// An absolute `http` or `https` URL, returned without trailing slash.
+    pub fn base_url(&mut self, setting: &str, text: &str) -> String {
+        let trimmed = text.trim().trim_end_matches('/');
+        let ok = match hyper::Uri::from_str(trimmed) {
+            Ok(uri) => {
+                matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some_and(|a| !a.host().is_empty())
+                    && uri.query().is_none()
+            }
+            Err(_) => false,
+        };
+        if !ok {
+            self.problem(
+                setting,
+                format!("{text:?} is not an absolute http(s) URL without query"),
+            );
+        }
+        trimmed.to_string()
+    }
+
+    pub fn socket_addr(&mut self, setting: &str, text: &str) -> SocketAddr {
+        text.trim().parse().unwrap_or_else(|_| {
+            self.problem(
+                setting,
+                format!("{text:?} is not an address like 127.0.0.1:8080"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+
+    /// A cron expression, or `off`. Five-field expressions (minute first) are
+    /// accepted as well as the six- and seven-field ones with seconds.
+    pub fn schedule(&mut self, setting: &str, text: &str) -> Option<cron::Schedule> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("off") {
+            return None;
+        }
+
+        let expression = match text.split_whitespace().count() {
+            5 => format!("0 {text}"),
+            _ => text.to_string(),
+        };
+        match cron::Schedule::from_str(&expression) {
+            Ok(schedule) => Some(schedule),
+            Err(e) => {
+                self.problem(
+                    setting,
+                    format!("{text:?} is not a cron expression or \"off\" ({e})"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn positive(&mut self, setting: &str, value: u64) -> u64 {
+        if value == 0 {
+            self.problem(setting, "must be at least 1");
+            return 1;
+        }
+        value
+    }
+
+    pub fn non_empty(&mut self, setting: &str, text: &str) -> String {
+        let text = text.trim();
+        if text.is_empty() {
+            self.problem(setting, "must not be empty");
+        }
+        text.to_string()
+    }
+
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let settings = MicrosoftSettings {
+            login_url: "https://login.example".into(),
+            graph_url: "https://graph.example".into(),
+            client_id: "id".into(),
+            client_secret: Secret::new("very-secret-value"),
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            retry_after_cap: Duration::from_secs(1),
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn validator_reports_every_problem_at_once() {
+        let mut v = Validator::default();
+        assert_eq!(v.duration("--a", "500ms"), Duration::from_millis(500));
+        assert_eq!(v.duration("--b", "5m"), Duration::from_secs(300));
+        v.duration("--c", "soon");
+        v.duration("--d", "0s");
+        v.base_url("--e", "ftp://x");
+        v.socket_addr("--f", "localhost");
+        v.schedule("--g", "every day");
+        v.positive("--h", 0);
+        let err = v.finish().unwrap_err();
+        let names: Vec<_> = err
+            .problems
+            .iter()
+            .map(|p| p.split(':').next().unwrap())
+            .collect();
+        assert_eq!(names, ["--c", "--d", "--e", "--f", "--g", "--h"]);
+    }
+
+    #[test]
+    fn base_urls_lose_their_trailing_slash() {
+        let mut v = Validator::default();
+        assert_eq!(
+            v.base_url("--x", "https://login.example/"),
+            "https://login.example"
+        );
+        assert_eq!(
+            v.base_url("--x", "http://127.0.0.1:9/a/"),
+            "http://127.0.0.1:9/a"
+        );
+        v.finish().unwrap();
+    }
+
+    #[test]
+    fn schedules_accept_five_fields_and_off() {
+        let mut v = Validator::default();
+        assert!(v.schedule("--s", "30 4 * * *").is_some());
+        assert!(v.schedule("--s", "0 30 4 * * *").is_some());
+        assert!(v.schedule("--s", "OFF").is_none());
+        v.finish().unwrap();
+    }
+}

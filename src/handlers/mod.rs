@@ -1,0 +1,62 @@
+//! One function per endpoint: decode, call the service, encode.
+//!
+//! Handlers see requests and build responses; the flows themselves live in
+//! `service`. They never touch SQL or Microsoft directly, and they return
+//! [`Error`] for every failure so that `error` alone decides statuses.
+
+pub mod consent;
+pub mod devices;
+pub mod integrations;
+pub mod pages;
+
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+
+use crate::Error;
+use crate::ids::Guid;
+use crate::input::{self, Fields};
+use crate::routes::App;
+use crate::service::Credentials;
+
+/// The request's inputs: its query string and, if any, its body.
+async fn fields(app: &App, req: Request<Incoming>) -> Result<Fields, Error> {
+    let mut fields = Fields::from_query(req.uri().query());
+
+    // Refuse a declared oversize body before reading any of it.
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > app.body_limit as u64) {
+        return Err(Error::PayloadTooLarge {
+            limit: app.body_limit,
+        });
+    }
+
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| Error::BadRequest("the Content-Type header is not readable text".into()))?;
+    let body = input::read_body(req.into_body(), app.body_limit).await?;
+    fields.add_body(content_type.as_deref(), &body)?;
+    Ok(fields)
+}
+
+/// The tenant id and secret every tenant-scoped call carries.
+fn credentials(fields: &Fields) -> Result<Credentials, Error> {
+    let tenant = fields.guid(&input::TENANT_ID)?;
+    record_tenant(tenant);
+    Ok(Credentials {
+        tenant,
+        secret: fields.required_string(&input::SECRET)?,
+    })
+}
+
+/// Adds the tenant to the request's span, for the log line that ends it.
+fn record_tenant(tenant: Guid) {
+    tracing::Span::current().record("tenant", tracing::field::display(tenant));
+}

@@ -1,0 +1,369 @@
+//! Decoding request inputs: every accepted spelling, from the query or the body.
+//!
+//! Fleet's clients have sent the same fields as camelCase, snake_case and
+//! `…ID` spellings, in the query string (GET, DELETE) or a JSON body (POST),
+//! chunked or not. [`Fields`] gathers both sources and answers typed lookups
+//! by [`Field`], so a handler asks for "the tenant id" and gets either a value
+//! or an error that names the field.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::Value;
+
+use crate::Error;
+use crate::ids::Guid;
+
+/// A logical input and every name it may arrive under. `name` is the
+/// spelling Fleet's current client uses, and the one errors mention.
+#[derive(Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+}
+
+pub const TENANT_ID: Field = Field {
+    name: "entraTenantId",
+    aliases: &["entraTenantId", "entra_tenant_id", "entraTenantID"],
+};
+pub const SECRET: Field = Field {
+    name: "fleetServerSecret",
+    aliases: &["fleetServerSecret", "fleet_server_secret"],
+};
+pub const MESSAGE_ID: Field = Field {
+    name: "messageId",
+    aliases: &["messageId", "message_id", "messageID"],
+};
+pub const DEVICE_ID: Field = Field {
+    name: "deviceId",
+    aliases: &["deviceId", "device_id", "deviceID"],
+};
+pub const DEVICE_NAME: Field = Field {
+    name: "deviceName",
+    aliases: &["deviceName", "device_name"],
+};
+pub const OS: Field = Field {
+    name: "os",
+    aliases: &["os"],
+};
+pub const OS_VERSION: Field = Field {
+    name: "osVersion",
+    aliases: &["osVersion", "os_version"],
+};
+pub const COMPLIANT: Field = Field {
+    name: "compliant",
+    aliases: &["compliant"],
+};
+pub const LAST_CHECK_IN: Field = Field {
+    name: "lastCheckInTime",
+    aliases: &["lastCheckInTime", "last_check_in_time"],
+};
+pub const MANAGED: Field = Field {
+    name: "deviceManagementState",
+    aliases: &["deviceManagementState", "device_management_state"],
+};
+pub const USER_PRINCIPAL_NAME: Field = Field {
+    name: "userPrincipalName",
+    aliases: &["userPrincipalName", "user_principal_name"],
+};
+pub const USER_ID: Field = Field {
+    name: "userId",
+    aliases: &["userId", "user_id", "userID"],
+};
+
+/// One input value: text from a query string or form, or a JSON value.
+#[derive(Clone, Debug, PartialEq)]
+enum Raw {
+    Text(String),
+    Json(Value),
+}
+
+/// The inputs of one request.
+#[derive(Debug, Default)]
+pub struct Fields {
+    values: Vec<(String, Raw)>,
+}
+
+impl Fields {
+    /// Fields from a query string alone.
+    pub fn from_query(query: Option<&str>) -> Fields {
+        let mut fields = Fields::default();
+        fields.add_form(query.unwrap_or("").as_bytes());
+        fields
+    }
+
+    /// Adds the fields of a body with the given `Content-Type`.
+    pub fn add_body(&mut self, content_type: Option<&str>, body: &[u8]) -> Result<(), Error> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+
+        let media_type = content_type
+            .map(|c| {
+                c.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        match media_type.as_str() {
+            // Without a Content-Type we assume JSON, which is all Fleet sends.
+            "" | "application/json" => self.add_json(body),
+            "application/x-www-form-urlencoded" => {
+                self.add_form(body);
+                Ok(())
+            }
+            other => Err(Error::BadRequest(format!(
+                "unsupported content type {:?}; send application/json",
+                other.chars().take(64).collect::<String>()
+            ))),
+        }
+    }
+
+    fn add_form(&mut self, text: &[u8]) {
+        for (key, value) in form_urlencoded::parse(text) {
+            self.values
+                .push((key.into_owned(), Raw::Text(value.into_owned())));
+        }
+    }
+
+    fn add_json(&mut self, body: &[u8]) -> Result<(), Error> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err(Error::BadRequest("the body must be a JSON object".into()));
+        };
+        self.values
+            .extend(map.into_iter().map(|(k, v)| (k, Raw::Json(v))));
+        Ok(())
+    }
+
+    /// The field's value under any spelling. Several spellings (or the query
+    /// and the body) may carry it only if they agree.
+    fn find(&self, field: &Field) -> Result<Option<&Raw>, Error> {
+        let mut found: Option<&Raw> = None;
+        for (key, value) in &self.values {
+            if !field.aliases.contains(&key.as_str()) || matches!(value, Raw::Json(Value::Null)) {
+                continue;
+            }
+            match found {
+                Some(previous) if !same_value(previous, value) => {
+                    return Err(Error::BadRequest(format!(
+                        "{} is given more than once with different values",
+                        field.name
+                    )));
+                }
+                _ => found = Some(value),
+            }
+        }
+        Ok(found)
+    }
+
+    /// An optional string; JSON non-strings are refused.
+    pub fn string(&self, field: &Field) -> Result<Option<String>, Error> {
+        match self.find(field)? {
+            None => Ok(None),
+            Some(Raw::Text(text)) => Ok(Some(text.clone())),
+            Some(Raw::Json(Value::String(text))) => Ok(Some(text.clone())),
+            Some(Raw::Json(_)) => Err(wrong_type(field, "a string")),
+        }
+    }
+
+    /// A string that must be present and not empty.
+    pub fn required_string(&self, field: &Field) -> Result<String, Error> {
+        match self.string(field)? {
+            Some(text) if !text.is_empty() => Ok(text),
+            _ => Err(missing(field)),
+        }
+    }
+
+    /// A required GUID.
+    pub fn guid(&self, field: &Field) -> Result<Guid, Error> {
+        let text = self.required_string(field)?;
+        Guid::parse(&text).ok_or_else(|| not_a_guid(field))
+    }
+
+    /// An optional GUID; an empty string counts as absent.
+    pub fn optional_guid(&self, field: &Field) -> Result<Option<Guid>, Error> {
+        match self.string(field)? {
+            Some(text) if !text.is_empty() => Guid::parse(&text)
+                .map(Some)
+                .ok_or_else(|| not_a_guid(field)),
+            _ => Ok(None),
+        }
+    }
+
+    /// An optional boolean: JSON `true`/`false`, or the text `true`/`false`.
+    pub fn bool(&self, field: &Field) -> Result<Option<bool>, Error> {
+        let text = match self.find(field)? {
+            None => return Ok(None),
+            Some(Raw::Json(Value::Bool(b))) => return Ok(Some(*b)),
+            Some(Raw::Json(Value::String(s)) | Raw::Text(s)) => s,
+            Some(Raw::Json(_)) => return Err(wrong_type(field, "a boolean")),
+        };
+        match text.to_ascii_lowercase().as_str() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(wrong_type(field, "a boolean")),
+        }
+    }
+
+    /// An optional whole number: a JSON integer or decimal digits.
+    pub fn integer(&self, field: &Field) -> Result<Option<i64>, Error> {
+        match self.find(field)? {
+            None => Ok(None),
+            Some(Raw::Json(Value::Number(n))) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| wrong_type(field, "a whole number")),
+            Some(Raw::Json(Value::String(s)) | Raw::Text(s)) => s
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| wrong_type(field, "a whole number")),
+            Some(Raw::Json(_)) => Err(wrong_type(field, "a whole number")),
+        }
+    }
+}
+
+/// Query text `"true"` and JSON `true` are the same value for our purposes.
+fn same_value(a: &Raw, b: &Raw) -> bool {
+    let text = |r: &Raw| match r {
+        Raw::Text(t) | Raw::Json(Value::String(t)) => Some(t.clone()),
+        Raw::Json(Value::Bool(b)) => Some(b.to_string()),
+        Raw::Json(Value::Number(n)) => Some(n.to_string()),
+        Raw::Json(_) => None,
+    };
+    match (text(a), text(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+pub fn missing(field: &Field) -> Error {
+    Error::BadRequest(format!("{} is missing", field.name))
+}
+
+fn wrong_type(field: &Field, expected: &str) -> Error {
+    Error::BadRequest(format!("{} must be {expected}", field.name))
+}
+
+fn not_a_guid(field: &Field) -> Error {
+    Error::BadRequest(format!(
+        "{} is not a GUID (expected the form 6f1c2b3a-8d4e-4c5f-9a7b-2e1d0c9b8a76)",
+        field.name
+    ))
+}
+
+/// Reads a whole request body, refusing more than `limit` bytes.
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Error>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(Error::PayloadTooLarge { limit })
+        }
+        Err(_) => Err(Error::BadRequest(
+            "the request body could not be read".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> Fields {
+        let mut f = Fields::from_query(None);
+        f.add_body(Some("application/json"), json.as_bytes())
+            .unwrap();
+        f
+    }
+
+    #[test]
+    fn every_spelling_is_found_in_query_and_body() {
+        let id = "6f1c2b3a-8d4e-4c5f-9a7b-2e1d0c9b8a76";
+        for key in TENANT_ID.aliases {
+            let q = Fields::from_query(Some(&format!("{key}={id}")));
+            assert_eq!(q.guid(&TENANT_ID).unwrap().to_string(), id);
+            let b = body(&format!(r#"{{"{key}":"{id}"}}"#));
+            assert_eq!(b.guid(&TENANT_ID).unwrap().to_string(), id);
+        }
+    }
+
+    #[test]
+    fn query_values_are_form_decoded() {
+        let q = Fields::from_query(Some("fleetServerSecret=a%2Bb%26c%3Dd+e"));
+        assert_eq!(q.required_string(&SECRET).unwrap(), "a+b&c=d e");
+    }
+
+    #[test]
+    fn conflicting_spellings_are_refused_but_agreeing_ones_pass() {
+        let q = Fields::from_query(Some("messageId=a&message_id=b"));
+        let err = q.string(&MESSAGE_ID).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "messageId is given more than once with different values"
+        );
+
+        let mut agree = Fields::from_query(Some("compliant=true"));
+        agree.add_body(None, br#"{"compliant":true}"#).unwrap();
+        assert_eq!(agree.bool(&COMPLIANT).unwrap(), Some(true));
+    }
+
+    #[test]
+    fn types_are_checked_with_the_field_named() {
+        let b = body(r#"{"compliant":"yes","lastCheckInTime":1.5,"deviceName":7,"os":null}"#);
+        assert_eq!(
+            b.bool(&COMPLIANT).unwrap_err().to_string(),
+            "compliant must be a boolean"
+        );
+        assert_eq!(
+            b.integer(&LAST_CHECK_IN).unwrap_err().to_string(),
+            "lastCheckInTime must be a whole number"
+        );
+        assert_eq!(
+            b.string(&DEVICE_NAME).unwrap_err().to_string(),
+            "deviceName must be a string"
+        );
+        assert_eq!(
+            b.required_string(&OS).unwrap_err().to_string(),
+            "os is missing"
+        );
+    }
+
+    #[test]
+    fn empty_strings_are_missing_values() {
+        let q = Fields::from_query(Some("entraTenantId=&fleetServerSecret="));
+        assert_eq!(
+            q.guid(&TENANT_ID).unwrap_err().to_string(),
+            "entraTenantId is missing"
+        );
+        assert_eq!(
+            q.required_string(&SECRET).unwrap_err().to_string(),
+            "fleetServerSecret is missing"
+        );
+        assert_eq!(q.optional_guid(&USER_ID).unwrap(), None);
+    }
+
+    #[test]
+    fn bodies_must_be_json_objects_of_a_known_type() {
+        let mut f = Fields::default();
+        assert!(f.add_body(Some("application/json"), b"[1]").is_err());
+        assert!(f.add_body(Some("application/json"), b"{").is_err());
+        assert!(f.add_body(Some("text/plain"), b"x=1").is_err());
+        assert!(f.add_body(Some("text/plain"), b"  ").is_ok());
+        f.add_body(Some("application/x-www-form-urlencoded"), b"os=macOS")
+            .unwrap();
+        f.add_body(
+            Some("Application/JSON; charset=utf-8"),
+            br#"{"osVersion":"15"}"#,
+        )
+        .unwrap();
+        assert_eq!(f.required_string(&OS).unwrap(), "macOS");
+        assert_eq!(f.required_string(&OS_VERSION).unwrap(), "15");
+    }
+}

@@ -1,0 +1,291 @@
+//! The route table, and what every request goes through around its handler.
+//!
+//! Routes (all JSON unless noted):
+//!
+//! - `POST   /api/v1/microsoft-compliance-partner` — register a tenant
+//! - `DELETE /api/v1/microsoft-compliance-partner` — remove an integration
+//! - `GET    /api/v1/microsoft-compliance-partner/settings` — status and consent link
+//! - `GET    /api/v1/microsoft-compliance-partner/adminconsent` — Microsoft's
+//!   redirect after admin consent (browser, HTML; no API key)
+//! - `POST   /api/v1/microsoft-compliance-partner/device` — report a device
+//! - `GET    /api/v1/microsoft-compliance-partner/device/message` — upload status
+//! - `GET    /microsoft-compliance-partner/enroll` — end-user page (HTML)
+//! - `GET    /microsoft-compliance-partner/remediate` — end-user page (HTML)
+//! - `GET    /healthz`, `GET /readyz` — liveness and readiness
+//! - `GET    /metrics` — Prometheus text
+//!
+//! Unknown paths get 404 and known paths with another method 405 with `Allow`.
+//! Around each handler: the API-key check, the request timeout, a tracing span
+//! with method, route, status and latency, the request metrics, and catching
+//! a handler panic as a 500 instead of a dropped connection.
+
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tracing::Instrument;
+
+use crate::Error;
+use crate::handlers;
+use crate::response::{self, Body};
+use crate::secrets::ApiKeys;
+use crate::service::Service;
+
+pub const API: &str = "/api/v1/microsoft-compliance-partner";
+pub const SETTINGS: &str = "/api/v1/microsoft-compliance-partner/settings";
+pub const CONSENT: &str = "/api/v1/microsoft-compliance-partner/adminconsent";
+pub const DEVICE: &str = "/api/v1/microsoft-compliance-partner/device";
+pub const MESSAGE: &str = "/api/v1/microsoft-compliance-partner/device/message";
+pub const ENROLL: &str = "/microsoft-compliance-partner/enroll";
+pub const REMEDIATE: &str = "/microsoft-compliance-partner/remediate";
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
+
+/// Every route and its methods; the OpenAPI document must list the same.
+pub const ROUTES: &[(&str, &[Method])] = &[
+    (API, &[Method::POST, Method::DELETE]),
+    (SETTINGS, &[Method::GET]),
+    (CONSENT, &[Method::GET]),
+    (DEVICE, &[Method::POST]),
+    (MESSAGE, &[Method::GET]),
+    (ENROLL, &[Method::GET]),
+    (REMEDIATE, &[Method::GET]),
+    (HEALTHZ, &[Method::GET]),
+    (READYZ, &[Method::GET]),
+    (METRICS, &[Method::GET]),
+];
+
+/// What request handling needs; shared by every connection.
+pub struct App {
+    pub service: Service,
+    pub api_keys: ApiKeys,
+    /// Serve requests that present no API key.
+    pub allow_anonymous: bool,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// How a route's errors are shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// Fleet servers: JSON, API key required.
+    Fleet,
+    /// Browsers: HTML, no API key.
+    Browser,
+    /// Probes and scrapers: JSON, no API key.
+    Open,
+}
+
+/// Answers one request. Never fails: every error becomes a response.
+pub async fn handle(app: std::sync::Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = normalize(req.uri().path()).to_string();
+    let (route, audience) = classify(&path);
+
+    let span = tracing::debug_span!(
+        "request",
+        method = %method,
+        route,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+        tenant = tracing::field::Empty,
+    );
+
+    // The handler runs as its own task so that a panic costs one 500, and so
+    // that work already sent to Microsoft (a setup, an upload) completes and
+    // is recorded even if the client hangs up.
+    let timeout = app.request_timeout;
+    let task = tokio::spawn(
+        async move {
+            match tokio::time::timeout(timeout, dispatch(&app, req, &method, &path, audience)).await
+            {
+                Ok(result) => result,
+                Err(_) => Err(Error::Unavailable {
+                    message: format!(
+                        "the request did not finish within {}",
+                        humantime::format_duration(timeout)
+                    ),
+                    retry_after: None,
+                }),
+            }
+        }
+        .instrument(span.clone()),
+    );
+    let result = task
+        .await
+        .unwrap_or_else(|e| Err(Error::Internal(format!("request handler panicked: {e}"))));
+
+    let response = match result {
+        Ok(response) => response,
+        Err(error) => {
+            let _entered = span.enter();
+            log_error(&error);
+            match audience {
+                Audience::Browser => response::error_html(&error),
+                Audience::Fleet | Audience::Open => response::error_json(&error),
+            }
+        }
+    };
+
+    let status = response.status();
+    let elapsed = started.elapsed();
+    span.record("status", status.as_u16());
+    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+    crate::metrics::request(route, status.as_u16(), elapsed);
+    span.in_scope(|| {
+        if route == HEALTHZ || route == READYZ || route == METRICS {
+            tracing::trace!("request finished");
+        } else {
+            tracing::debug!("request finished");
+        }
+    });
+    response
+}
+
+/// The one `match` from method and path to handler.
+async fn dispatch(
+    app: &App,
+    req: Request<Incoming>,
+    method: &Method,
+    path: &str,
+    audience: Audience,
+) -> Result<Response<Body>, Error> {
+    if audience == Audience::Fleet {
+        authorize(app, &req)?;
+    }
+
+    match (method, path) {
+        (&Method::POST, API) => handlers::integrations::create(app, req).await,
+        (&Method::DELETE, API) => handlers::integrations::delete(app, req).await,
+        (&Method::GET, SETTINGS) => handlers::integrations::settings(app, req).await,
+        (&Method::GET, CONSENT) => handlers::consent::callback(app, req).await,
+        (&Method::POST, DEVICE) => handlers::devices::report(app, req).await,
+        (&Method::GET, MESSAGE) => handlers::devices::message(app, req).await,
+        (&Method::GET, ENROLL) => Ok(handlers::pages::enroll()),
+        (&Method::GET, REMEDIATE) => Ok(handlers::pages::remediate()),
+        (&Method::GET, HEALTHZ) => Ok(handlers::pages::healthz()),
+        (&Method::GET, READYZ) => handlers::pages::readyz(app).await,
+        (&Method::GET, METRICS) => handlers::pages::metrics(app).await,
+        _ => Err(match ROUTES.iter().find(|(p, _)| *p == path) {
+            Some((p, _)) => Error::MethodNotAllowed {
+                allow: allow_header(p),
+            },
+            None => Error::NotFound(format!("no route for {method} {}", truncate(path))),
+        }),
+    }
+}
+
+/// The route template (for logs and metrics) and audience of a path.
+fn classify(path: &str) -> (&'static str, Audience) {
+    match ROUTES.iter().find(|(p, _)| *p == path) {
+        Some((CONSENT, _)) | Some((ENROLL, _)) | Some((REMEDIATE, _)) => {
+            (route_name(path), Audience::Browser)
+        }
+        Some((HEALTHZ, _)) | Some((READYZ, _)) | Some((METRICS, _)) => {
+            (route_name(path), Audience::Open)
+        }
+        Some(_) => (route_name(path), Audience::Fleet),
+        // Unknown paths are logged under one name so metrics stay bounded.
+        None => ("unknown", Audience::Open),
+    }
+}
+
+fn route_name(path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(p, _)| *p)
+        .unwrap_or("unknown")
+}
+
+fn allow_header(path: &str) -> &'static str {
+    match path {
+        API => "POST, DELETE",
+        _ => "GET",
+    }
+}
+
+/// Fleet joins its configured proxy URL and our path without checking for a
+/// trailing slash, so `//api/v1/…` means `/api/v1/…`.
+fn normalize(path: &str) -> &str {
+    if !path.starts_with('/') {
+        return path;
+    }
+    let trimmed = path.trim_start_matches('/');
+    &path[path.len() - trimmed.len() - 1..]
+}
+
+/// Checks the API key: `MS-API-Key: <key>` or `Authorization: Bearer <key>`.
+///
+/// A presented key must be valid. No key at all is accepted only when the
+/// deployment allows anonymous Fleet servers (Fleet 4.90 and later send none).
+fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), Error> {
+    let headers = req.headers();
+    let presented = headers
+        .get("ms-api-key")
+        .map(|v| v.to_str().unwrap_or("\u{0}").trim())
+        .or_else(|| {
+            let value = headers.get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
+            let (scheme, key) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+        });
+
+    match presented {
+        Some(key) if !key.is_empty() && app.api_keys.accepts(key) => Ok(()),
+        Some(key) if !key.is_empty() => Err(Error::Unauthorized("the API key is not valid".into())),
+        _ if app.allow_anonymous => Ok(()),
+        _ => Err(Error::Unauthorized(
+            "an API key is required (header MS-API-Key or Authorization: Bearer)".into(),
+        )),
+    }
+}
+
+/// Logs an error once: server faults at `error`, upstream trouble at `warn`,
+/// client mistakes at `debug`.
+fn log_error(error: &Error) {
+    let status = error.status();
+    match error {
+        Error::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+        Error::Microsoft(e) => tracing::warn!(error = %e, "microsoft call failed"),
+        _ if status.is_server_error() => tracing::warn!(error = %error, "request failed"),
+        _ => tracing::debug!(error = %error, "request refused"),
+    }
+}
+
+fn truncate(path: &str) -> String {
+    path.chars().take(100).collect()
+}
+
+impl App {
+    /// A 200 JSON response; a helper for handlers.
+    pub fn ok<T: serde::Serialize>(value: &T) -> Response<Body> {
+        response::json(StatusCode::OK, value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_slashes_collapse() {
+        assert_eq!(normalize("/healthz"), "/healthz");
+        assert_eq!(normalize("//api/v1/x"), "/api/v1/x");
+        assert_eq!(normalize("/"), "/");
+        assert_eq!(normalize("///"), "/");
+        assert_eq!(normalize("*"), "*");
+    }
+
+    #[test]
+    fn every_route_is_classified_by_template() {
+        assert_eq!(classify(API).0, API);
+        assert!(classify(CONSENT).1 == Audience::Browser);
+        assert!(classify(SETTINGS).1 == Audience::Fleet);
+        assert!(classify(METRICS).1 == Audience::Open);
+        assert_eq!(classify("/nope").0, "unknown");
+    }
+}

@@ -1,0 +1,199 @@
+//! Registering a tenant, reading its status and consent link, removing it.
+//!
+//! Also the credential check every tenant-scoped call starts with: the
+//! integration is found by tenant id and the presented secret is compared in
+//! constant time with the stored digest.
+
+use crate::Error;
+use crate::ids::{Guid, Origin};
+use crate::secrets;
+use crate::store::{CreateOutcome, Integration, NewIntegration, cutoff, now};
+
+use super::Service;
+
+/// A tenant id and the Fleet server secret presented with it.
+pub struct Credentials {
+    pub tenant: Guid,
+    pub secret: String,
+}
+
+/// How an endpoint answers unknown credentials: settings and delete say 404
+/// (Fleet then cleans up locally), device calls say 401.
+#[derive(Clone, Copy, Debug)]
+pub enum Deny {
+    NotFound,
+    Unauthorized,
+}
+
+/// A new integration: the secret is shown this once.
+#[derive(Debug)]
+pub struct Created {
+    pub tenant: Guid,
+    pub secret: String,
+}
+
+/// An integration's status, as settings reports it.
+#[derive(Debug)]
+pub struct Settings {
+    pub tenant: Guid,
+    pub setup_done: bool,
+    pub admin_consented: bool,
+    pub setup_error: Option<String>,
+    /// Present whenever setup is not done.
+    pub admin_consent_url: Option<String>,
+}
+
+impl Service {
+    /// Registers a tenant for the Fleet server at `origin`.
+    pub async fn create(&self, tenant: Guid, origin: Origin) -> Result<Created, Error> {
+        let secret = secrets::random_token()?;
+        let outcome = self
+            .store
+            .create_integration(NewIntegration {
+                tenant,
+                origin: origin.clone(),
+                secret_hash: secrets::digest(&secret),
+                pending_ttl: self.config.setup.pending_ttl,
+                max_pending: self.config.setup.max_pending,
+            })
+            .await?;
+
+        match outcome {
+            CreateOutcome::Created { replaced } => {
+                tracing::info!(%tenant, %origin, replaced, "integration created");
+                Ok(Created { tenant, secret })
+            }
+            CreateOutcome::AlreadySetUp => Err(Error::Conflict(format!(
+                "an integration for tenant {tenant} is already set up; delete it first"
+            ))),
+            CreateOutcome::TooManyPending => {
+                tracing::warn!(%tenant, "refused a new integration: too many pending setups");
+                Err(Error::Unavailable {
+                    message: "too many integrations are waiting for admin consent; \
+                              try again later"
+                        .into(),
+                    retry_after: Some(std::time::Duration::from_secs(3600)),
+                })
+            }
+        }
+    }
+
+    /// The integration's status and, until setup is done, the consent link.
+    ///
+    /// The consent state stays the same across calls until it is used or
+    /// expires, so a consent page that is already open keeps working.
+    pub async fn settings(&self, credentials: &Credentials) -> Result<Settings, Error> {
+        let integration = self.authenticate(credentials, Deny::NotFound).await?;
+
+        let admin_consent_url = if integration.setup_done {
+            None
+        } else {
+            let state = self
+                .consent_state(&integration, &credentials.secret)
+                .await?;
+            Some(self.consent_url(integration.tenant, &state))
+        };
+
+        Ok(Settings {
+            tenant: integration.tenant,
+            setup_done: integration.setup_done,
+            admin_consented: integration.admin_consented,
+            setup_error: integration.setup_error,
+            admin_consent_url,
+        })
+    }
+
+    /// Removes an integration, deprovisioning it at Microsoft first when it
+    /// was provisioned there.
+    pub async fn delete(&self, credentials: &Credentials) -> Result<(), Error> {
+        let integration = self.authenticate(credentials, Deny::NotFound).await?;
+        let tenant = integration.tenant;
+
+        if integration.provisioned {
+            let urls = self.config.partner_urls();
+            match self.microsoft.deprovision(tenant, urls).await {
+                Ok(()) => {}
+                // Consent was revoked: there is nothing left to deprovision.
+                Err(e) if e.is_not_consented() => {
+                    tracing::info!(%tenant, error = %e, "not consented any more; deleting locally");
+                }
+                Err(e) => {
+                    tracing::warn!(%tenant, error = %e, "deprovisioning failed; integration kept");
+                    return Err(e.into());
+                }
+            }
+        }
+
+        self.store.delete_integration(integration.id).await?;
+        self.microsoft.forget_tenant(tenant);
+        tracing::info!(%tenant, "integration deleted");
+        Ok(())
+    }
+
+    /// The integration the credentials belong to, or `deny`'s error.
+    ///
+    /// Integrations whose setup stayed pending past their lifetime count as
+    /// gone even before maintenance deletes them.
+    pub(super) async fn authenticate(
+        &self,
+        credentials: &Credentials,
+        deny: Deny,
+    ) -> Result<Integration, Error> {
+        let found = self.store.integration_by_tenant(credentials.tenant).await?;
+        let expired_before = cutoff(now(), self.config.setup.pending_ttl);
+
+        match found {
+            Some(integration)
+                if secrets::verify(&credentials.secret, &integration.secret_hash)
+                    && (integration.setup_done || integration.created_at >= expired_before) =>
+            {
+                Ok(integration)
+            }
+            _ => Err(match deny {
+                Deny::NotFound => {
+                    Error::NotFound("no integration with this tenant id and secret".into())
+                }
+                Deny::Unauthorized => {
+                    Error::Unauthorized("unknown tenant id or wrong fleet server secret".into())
+                }
+            }),
+        }
+    }
+
+    /// The live consent state of the integration, minting one if needed.
+    async fn consent_state(
+        &self,
+        integration: &Integration,
+        secret: &str,
+    ) -> Result<String, Error> {
+        let now = now();
+        if integration.has_live_consent_state(now)
+            && let Some(nonce) = &integration.consent_nonce
+        {
+            return Ok(secrets::consent_state(secret, nonce));
+        }
+
+        let nonce = secrets::random_token()?;
+        let state = secrets::consent_state(secret, &nonce);
+        let ttl = i64::try_from(self.config.setup.consent_ttl.as_secs()).unwrap_or(i64::MAX);
+        self.store
+            .set_consent_state(
+                integration.id,
+                nonce,
+                secrets::digest(&state),
+                now.saturating_add(ttl),
+            )
+            .await?;
+        Ok(state)
+    }
+
+    /// `{login}/{tenant}/adminconsent?client_id=…&state=…&redirect_uri=…`
+    fn consent_url(&self, tenant: Guid, state: &str) -> String {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &self.config.client_id)
+            .append_pair("state", state)
+            .append_pair("redirect_uri", &self.config.consent_redirect_uri())
+            .finish();
+        format!("{}/{tenant}/adminconsent?{query}", self.config.login_url)
+    }
+}

@@ -1,0 +1,339 @@
+//! The `integrations` table: one row per registered Entra tenant.
+//!
+//! Rows are created pending, gain a consent state when Fleet asks for the
+//! consent link, and become `setup_done` once the setup flow succeeds. The
+//! functions here are the only writers of that life cycle; each write that
+//! depends on a prior read runs inside one `IMMEDIATE` transaction.
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{Store, StoreError, cutoff, now};
+use crate::ids::{Guid, Origin};
+use crate::secrets::Digest;
+
+/// One integration as stored.
+#[derive(Clone, Debug)]
+pub struct Integration {
+    pub id: i64,
+    pub tenant: Guid,
+    pub origin: Origin,
+    pub secret_hash: Vec<u8>,
+    /// Nonce the current consent state was derived from, if one is live.
+    pub consent_nonce: Option<String>,
+    /// Unix time after which the consent state is refused.
+    pub consent_expires_at: Option<i64>,
+    pub admin_consented: bool,
+    /// Whether the tenant is provisioned at Microsoft (so delete deprovisions).
+    pub provisioned: bool,
+    pub policy_id: Option<Guid>,
+    pub setup_done: bool,
+    pub setup_error: Option<String>,
+    pub last_heartbeat_at: Option<i64>,
+    pub last_heartbeat_error: Option<String>,
+    pub created_at: i64,
+}
+
+impl Integration {
+    /// Whether a consent state was handed out and is still within its lifetime.
+    pub fn has_live_consent_state(&self, now: i64) -> bool {
+        self.consent_nonce.is_some() && self.consent_expires_at.is_some_and(|at| at > now)
+    }
+}
+
+/// What `create_integration` needs to insert a row.
+pub struct NewIntegration {
+    pub tenant: Guid,
+    pub origin: Origin,
+    pub secret_hash: Digest,
+    /// Pending rows created before this age are expired first.
+    pub pending_ttl: std::time::Duration,
+    /// Refuse to create when this many rows are already pending.
+    pub max_pending: u32,
+}
+
+/// The result of trying to register a tenant.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Inserted; `replaced` says an unfinished row for the tenant was dropped.
+    Created { replaced: bool },
+    /// The tenant's setup is done; nothing changed.
+    AlreadySetUp,
+    /// Too many integrations are waiting for setup; nothing changed.
+    TooManyPending,
+}
+
+/// How a setup run ended, written in one statement.
+pub enum SetupOutcome {
+    Done { policy_id: Guid },
+    Failed { error: String },
+}
+
+/// A set-up tenant, as the heartbeat round needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct TenantSummary {
+    pub id: i64,
+    pub tenant: Guid,
+}
+
+const COLUMNS: &str = "id, tenant_id, origin, secret_hash, consent_nonce, consent_expires_at, \
+     admin_consented, provisioned, policy_id, setup_done, setup_error, last_heartbeat_at, \
+     last_heartbeat_error, created_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Integration> {
+    let tenant: String = row.get(1)?;
+    let policy: Option<String> = row.get(8)?;
+    Ok(Integration {
+        id: row.get(0)?,
+        tenant: parse_guid(1, &tenant)?,
+        origin: Origin::from_stored(row.get(2)?),
+        secret_hash: row.get(3)?,
+        consent_nonce: row.get(4)?,
+        consent_expires_at: row.get(5)?,
+        admin_consented: row.get(6)?,
+        provisioned: row.get(7)?,
+        policy_id: policy.map(|p| parse_guid(8, &p)).transpose()?,
+        setup_done: row.get(9)?,
+        setup_error: row.get(10)?,
+        last_heartbeat_at: row.get(11)?,
+        last_heartbeat_error: row.get(12)?,
+        created_at: row.get(13)?,
+    })
+}
+
+/// A GUID column that does not hold a GUID means the file was edited by hand
+/// or corrupted; report it as a conversion error rather than guessing.
+fn parse_guid(column: usize, text: &str) -> rusqlite::Result<Guid> {
+    Guid::parse(text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            format!("{text:?} is not a GUID").into(),
+        )
+    })
+}
+
+impl Store {
+    /// Registers a tenant: expires stale pending rows, refuses when the tenant
+    /// is set up or too many are pending, and replaces an unfinished row.
+    pub async fn create_integration(
+        &self,
+        new: NewIntegration,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.run(move |conn| create(conn, &new)).await
+    }
+
+    pub async fn integration_by_tenant(
+        &self,
+        tenant: Guid,
+    ) -> Result<Option<Integration>, StoreError> {
+        self.run(move |conn| {
+            let sql = format!("SELECT {COLUMNS} FROM integrations WHERE tenant_id = ?1");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(stmt.query_row([tenant.to_string()], from_row).optional()?)
+        })
+        .await
+    }
+
+    /// The integration a consent state (by its digest) was handed out for.
+    pub async fn integration_by_state(
+        &self,
+        state_hash: Digest,
+    ) -> Result<Option<Integration>, StoreError> {
+        self.run(move |conn| {
+            let sql = format!("SELECT {COLUMNS} FROM integrations WHERE consent_state_hash = ?1");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(stmt.query_row([&state_hash[..]], from_row).optional()?)
+        })
+        .await
+    }
+
+    /// Records a freshly minted consent state for an integration.
+    pub async fn set_consent_state(
+        &self,
+        id: i64,
+        nonce: String,
+        state_hash: Digest,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE integrations SET consent_nonce = ?2, consent_state_hash = ?3, \
+                 consent_expires_at = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id, nonce, &state_hash[..], expires_at, now()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Uses up a consent state. Returns false when it was already used (or the
+    /// row is gone), so exactly one caller proceeds per state.
+    ///
+    /// `consented` marks the admin's approval; `error` records a refusal.
+    pub async fn consume_consent_state(
+        &self,
+        id: i64,
+        state_hash: Digest,
+        consented: bool,
+        error: Option<String>,
+    ) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            let changed = conn.execute(
+                "UPDATE integrations SET consent_nonce = NULL, consent_state_hash = NULL, \
+                 consent_expires_at = NULL, admin_consented = admin_consented OR ?3, \
+                 setup_error = COALESCE(?4, setup_error), updated_at = ?5 \
+                 WHERE id = ?1 AND consent_state_hash = ?2",
+                params![id, &state_hash[..], consented, error, now()],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    /// Notes that the tenant is now provisioned at Microsoft.
+    pub async fn mark_provisioned(&self, id: i64) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE integrations SET provisioned = 1, updated_at = ?2 WHERE id = ?1",
+                params![id, now()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes how a setup run ended.
+    pub async fn finish_setup(&self, id: i64, outcome: SetupOutcome) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            let (done, policy, error) = match outcome {
+                SetupOutcome::Done { policy_id } => (true, Some(policy_id.to_string()), None),
+                SetupOutcome::Failed { error } => (false, None, Some(error)),
+            };
+            conn.execute(
+                "UPDATE integrations SET setup_done = ?2, policy_id = COALESCE(?3, policy_id), \
+                 setup_error = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id, done, policy, error, now()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes an integration and, through the foreign key, its messages.
+    pub async fn delete_integration(&self, id: i64) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute("DELETE FROM integrations WHERE id = ?1", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every tenant whose setup is done, in id order.
+    pub async fn set_up_tenants(&self) -> Result<Vec<TenantSummary>, StoreError> {
+        self.run(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, tenant_id FROM integrations WHERE setup_done = 1")?;
+            let rows = stmt.query_map([], |row| {
+                let tenant: String = row.get(1)?;
+                Ok(TenantSummary {
+                    id: row.get(0)?,
+                    tenant: parse_guid(1, &tenant)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Stores the outcome of one tenant's heartbeat at time `at`.
+    pub async fn record_heartbeat(
+        &self,
+        id: i64,
+        at: i64,
+        result: Result<(), String>,
+    ) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            let (ok_at, error) = match result {
+                Ok(()) => (Some(at), None),
+                Err(e) => (None, Some(e)),
+            };
+            conn.execute(
+                "UPDATE integrations SET last_heartbeat_at = COALESCE(?2, last_heartbeat_at), \
+                 last_heartbeat_attempt_at = ?3, last_heartbeat_error = ?4 WHERE id = ?1",
+                params![id, ok_at, at, error],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// How many integrations are pending and how many are set up.
+    pub async fn count_integrations(&self) -> Result<(u64, u64), StoreError> {
+        self.run(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FILTER (WHERE setup_done = 0), \
+                 COUNT(*) FILTER (WHERE setup_done = 1) FROM integrations",
+                [],
+                |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
+            )?)
+        })
+        .await
+    }
+
+    /// Deletes integrations that stayed pending since before `pending_ttl` ago.
+    pub async fn expire_pending(
+        &self,
+        pending_ttl: std::time::Duration,
+    ) -> Result<usize, StoreError> {
+        self.run(move |conn| Ok(expire(conn, cutoff(now(), pending_ttl))?))
+            .await
+    }
+}
+
+fn expire(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM integrations WHERE setup_done = 0 AND created_at < ?1",
+        [before],
+    )
+}
+
+fn create(conn: &mut Connection, new: &NewIntegration) -> Result<CreateOutcome, StoreError> {
+    let now = now();
+    let tenant = new.tenant.to_string();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+
+    expire(&tx, cutoff(now, new.pending_ttl))?;
+
+    let existing: Option<(i64, bool)> = tx
+        .query_row(
+            "SELECT id, setup_done FROM integrations WHERE tenant_id = ?1",
+            [&tenant],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let replaced = match existing {
+        Some((_, true)) => return Ok(CreateOutcome::AlreadySetUp),
+        Some((id, false)) => {
+            tx.execute("DELETE FROM integrations WHERE id = ?1", [id])?;
+            true
+        }
+        None => false,
+    };
+
+    let pending: u32 = tx.query_row(
+        "SELECT COUNT(*) FROM integrations WHERE setup_done = 0",
+        [],
+        |row| row.get(0),
+    )?;
+    if pending >= new.max_pending {
+        return Ok(CreateOutcome::TooManyPending);
+    }
+
+    tx.execute(
+        "INSERT INTO integrations (tenant_id, origin, secret_hash, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![tenant, new.origin.as_str(), &new.secret_hash[..], now],
+    )?;
+    tx.commit()?;
+    Ok(CreateOutcome::Created { replaced })
+}

@@ -1,0 +1,78 @@
+//! Schema versions, tracked in `PRAGMA user_version`.
+//!
+//! Version 1 is `schema.sql` at the top of the repository; each later version
+//! is one SQL file in `src/store/migrations/`, applied in order. Every version
+//! runs in its own transaction together with the bump of `user_version`, so a
+//! failed migration leaves the database at the previous version.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{Store, StoreError};
+
+/// Every schema version in order; index 0 is version 1.
+const VERSIONS: &[&str] = &[include_str!("../../schema.sql")];
+
+/// The schema version this binary writes.
+pub const LATEST_VERSION: u32 = VERSIONS.len() as u32;
+
+/// What a migration run found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migration {
+    /// Version of the database before the run.
+    pub from: u32,
+    /// Version after the run.
+    pub to: u32,
+}
+
+impl Migration {
+    pub fn applied_any(&self) -> bool {
+        self.from != self.to
+    }
+}
+
+impl Store {
+    /// Brings the schema to [`LATEST_VERSION`]. Refuses a database written by a
+    /// newer binary rather than guessing what its columns mean.
+    pub async fn migrate(&self) -> Result<Migration, StoreError> {
+        self.run(migrate_connection).await
+    }
+
+    /// The database's schema version, without changing anything.
+    pub async fn schema_version(&self) -> Result<u32, StoreError> {
+        self.run(|conn| Ok(user_version(conn)?)).await
+    }
+}
+
+fn migrate_connection(conn: &mut Connection) -> Result<Migration, StoreError> {
+    let from = user_version(conn)?;
+    if from > LATEST_VERSION {
+        return Err(StoreError::Schema(format!(
+            "the database is at version {from}, newer than this binary's {LATEST_VERSION}; \
+             upgrade compliance-proxy"
+        )));
+    }
+
+    for (index, sql) in VERSIONS.iter().enumerate().skip(from as usize) {
+        let version = index as u32 + 1;
+
+        // IMMEDIATE takes the write lock up front, so two processes starting at
+        // once apply each version exactly once: the second waits, then sees the
+        // bumped version inside its own transaction.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if user_version(&tx)? >= version {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+
+    Ok(Migration {
+        from,
+        to: user_version(conn)?,
+    })
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}

@@ -1,0 +1,25 @@
+//! Log output: `tracing` events to stderr, as text or one JSON object a line.
+//!
+//! Stderr is what systemd's journal and container runtimes collect. The
+//! filter takes `RUST_LOG` syntax, so `info` or `compliance_proxy=debug` work.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. Fails on a filter that does not parse.
+pub fn init(format: &str, filter: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(filter).map_err(|e| format!("{filter:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+
+    // A second init (tests start several servers) keeps the first subscriber.
+    let _ = match format {
+        "json" => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        _ => builder.try_init(),
+    };
+    Ok(())
+}
