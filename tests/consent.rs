@@ -1,0 +1,197 @@
+//! The admin-consent redirect: what authenticates it, what it records, and
+//! where it sends the browser.
+
+mod common;
+
+use common::*;
+
+const CONSENT: &str = "/api/v1/microsoft-compliance-partner/adminconsent";
+const FLEET_PAGE: &str = "https://fleet.example.com/settings/integrations/conditional-access";
+const REFUSED: &str = "A Microsoft Entra admin did not consent to the permissions requested by \
+                       the conditional access integration.";
+
+fn state_of(consent_url: &str) -> String {
+    consent_url
+        .split("state=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .expect("a state in the consent link")
+        .to_string()
+}
+
+/// Sends the browser's request to our consent callback.
+fn callback(env: &TestEnv, query: &str) -> Reply {
+    env.send("GET", &env.url(&format!("{CONSENT}?{query}")), &[], None)
+}
+
+#[test]
+fn consent_link_has_microsofts_parameters_and_a_stable_state() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+
+    let settings = env.settings(&tenant, &secret).json();
+    assert_eq!(settings["setup_done"], false);
+    assert_eq!(settings["admin_consented"], false);
+    let link = settings["admin_consent_url"].as_str().unwrap().to_string();
+    let redirect = format!("{}{CONSENT}", env.url(""));
+    let expected_prefix = format!(
+        "{}/{tenant}/adminconsent?client_id={}&state=",
+        env.config().microsoft.login_url,
+        env.config().microsoft.client_id
+    );
+    assert!(link.starts_with(&expected_prefix), "{link}");
+    let encoded_redirect: String = form_urlencoded::byte_serialize(redirect.as_bytes()).collect();
+    assert!(link.ends_with(&format!("&redirect_uri={encoded_redirect}")), "{link}");
+    assert_eq!(state_of(&link).len(), 32);
+
+    // An open consent page keeps working while Fleet polls settings.
+    assert_eq!(env.consent_url(&tenant, &secret), link);
+    // The database holds only a hash of the state.
+    let plain = env.db_count(&format!(
+        "SELECT COUNT(*) FROM integrations WHERE consent_state_hash = '{}' \
+         OR consent_nonce = '{}'",
+        state_of(&link),
+        state_of(&link)
+    ));
+    assert_eq!(plain, 0);
+}
+
+#[test]
+fn refused_consent_records_the_fixed_error_and_returns_to_fleet() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let state = state_of(&env.consent_url(&tenant, &secret));
+    env.sim.clear_requests();
+
+    let reply = callback(
+        &env,
+        &format!("error=access_denied&error_description=The+admin+canceled&state={state}"),
+    );
+    assert_eq!(reply.status, 302, "{}", reply.body);
+    assert_eq!(reply.header("location"), Some(FLEET_PAGE));
+
+    let settings = env.settings(&tenant, &secret).json();
+    assert_eq!(settings["setup_error"], REFUSED);
+    assert_eq!(settings["setup_done"], false);
+    assert_eq!(settings["admin_consented"], false);
+    // Refusal needs no Microsoft call, and the refused state is used up.
+    assert!(env.sim.requests().is_empty(), "{:?}", env.sim.requests());
+    assert_ne!(state_of(settings["admin_consent_url"].as_str().unwrap()), state);
+    let again = callback(&env, &format!("tenant={tenant}&state={state}&admin_consent=True"));
+    assert_eq!(again.status, 404);
+}
+
+#[test]
+fn consent_callback_errors_are_html_pages() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let state = state_of(&env.consent_url(&tenant, &secret));
+    let other = new_tenant();
+
+    let cases = [
+        ("no state", format!("tenant={tenant}&admin_consent=True"), 400,
+            "the state parameter is missing"),
+        ("empty state", format!("tenant={tenant}&state=&admin_consent=True"), 400,
+            "the state parameter is missing"),
+        ("no tenant", format!("state={state}&admin_consent=True"), 400,
+            "the tenant parameter is missing"),
+        ("tenant not a GUID", format!("tenant=contoso&state={state}&admin_consent=True"), 400,
+            "the tenant parameter is not a GUID"),
+        ("unknown state", format!("tenant={tenant}&state=0123456789abcdef&admin_consent=True"),
+            404, "this consent link is unknown, expired or already used"),
+        ("other tenant", format!("tenant={other}&state={state}&admin_consent=True"), 404,
+            "this consent link is unknown, expired or already used"),
+        ("consent not granted", format!("tenant={tenant}&state={state}"), 400,
+            "admin_consent=True is missing"),
+        ("state twice", format!("tenant={tenant}&state={state}&state=x&admin_consent=True"), 400,
+            "state is given more than once"),
+    ];
+    for (name, query, status, text) in cases {
+        let reply = callback(&env, &query);
+        assert_eq!(reply.status, status, "{name}: {}", reply.body);
+        assert_eq!(reply.header("content-type"), Some("text/html; charset=utf-8"), "{name}");
+        assert!(reply.body.contains(text), "{name}: {}", reply.body);
+    }
+
+    // None of them used up the state: the real redirect still works.
+    let reply = callback(&env, &format!("tenant={tenant}&state={state}&admin_consent=True"));
+    assert_eq!(reply.status, 302, "{}", reply.body);
+    assert_eq!(reply.header("location"), Some(FLEET_PAGE));
+}
+
+#[test]
+fn a_used_state_is_refused() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let link = env.consent_url(&tenant, &secret);
+    assert_eq!(env.follow_consent(&link).status, 302);
+
+    let reply = env.follow_consent(&link);
+    assert_eq!(reply.status, 404);
+    assert!(reply.body.contains("this consent link is unknown, expired or already used"));
+}
+
+#[test]
+fn an_expired_state_is_refused_and_settings_hands_out_a_new_one() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let link = env.consent_url(&tenant, &secret);
+
+    // Age the state past its lifetime.
+    let db = rusqlite::Connection::open(&env.db_path).unwrap();
+    db.execute("UPDATE integrations SET consent_expires_at = consent_expires_at - 86401", [])
+        .unwrap();
+
+    let reply = env.follow_consent(&link);
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    let fresh = env.consent_url(&tenant, &secret);
+    assert_ne!(state_of(&fresh), state_of(&link));
+    assert_eq!(env.follow_consent(&fresh).status, 302);
+    assert_eq!(env.settings(&tenant, &secret).json()["setup_done"], true);
+}
+
+#[test]
+fn a_missing_group_fails_setup_with_the_exact_text() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let link = env.consent_url(&tenant, &secret);
+    env.sim.remove_group(&tenant, GROUP);
+
+    let reply = env.follow_consent(&link);
+    assert_eq!(reply.status, 302);
+    assert_eq!(reply.header("location"), Some(FLEET_PAGE));
+
+    let settings = env.settings(&tenant, &secret).json();
+    assert_eq!(
+        settings["setup_error"],
+        "No \"Fleet conditional access\" Entra ID group was found on this Entra tenant."
+    );
+    assert_eq!(settings["setup_done"], false);
+    assert_eq!(settings["admin_consented"], true);
+    assert!(settings["admin_consent_url"].is_string(), "setup can be retried: {settings}");
+    assert_eq!(env.sim.tenant(&tenant).unwrap().provisioned, 1);
+}
+
+#[test]
+fn a_pending_integration_is_replaced_but_a_set_up_one_is_not() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let first = env.create(&tenant);
+    let old_link = env.consent_url(&tenant, &first);
+
+    let second = env.create(&tenant);
+    assert_ne!(first, second);
+    assert_eq!(env.settings(&tenant, &first).status, 404);
+    assert_eq!(env.follow_consent(&old_link).status, 404);
+
+    assert_eq!(env.follow_consent(&env.consent_url(&tenant, &second)).status, 302);
+    let reply = env.post(API, &serde_json::json!({ "entraTenantId": tenant }));
+    assert_eq!(reply.status, 409);
+    assert_eq!(env.settings(&tenant, &second).json()["setup_done"], true);
+}
