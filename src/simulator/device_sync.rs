@@ -33,54 +33,81 @@ pub(crate) fn upload(
     let mut state = shared.lock();
     let tenant = partner_caller(&state, request, API_VERSION)?;
     let message_id = guid_key(key).map_err(|text| bad_request(&text))?;
-    let answer = |code: &str, detail: Option<&str>| {
-        json!({
-            "TenantId": tenant,
-            "ErrorCode": code,
-            "ErrorDetail": detail,
-            "MessageId": message_id,
-        })
-    };
-    let rejected = |code: &str, detail: &str| Ok(Reply::json(200, &answer(code, Some(detail))));
-
-    if let Some(InBand::UploadErrorCode(code)) = in_band {
-        return rejected(
-            code,
-            "The message was rejected by the device data sync service.",
-        );
-    }
-    if let Some(existing) = state.messages.get(&message_id) {
-        if existing.tenant == tenant {
-            return Ok(Reply::json(200, &existing.upload_answer));
+    let verdict = match in_band {
+        Some(InBand::UploadErrorCode(code)) => {
+            let detail = "The message was rejected by the device data sync service.";
+            Verdict::Rejected(code.clone(), detail.to_owned())
         }
-        return rejected("409", "The MessageId is already in use.");
+        _ => receive(&mut state, request, &tenant, &message_id)?,
+    };
+    let answer = match verdict {
+        Verdict::Answer(answer) => answer,
+        Verdict::Rejected(code, detail) => {
+            upload_answer(&tenant, &message_id, &code, Some(&detail))
+        }
+    };
+    Ok(Reply::json(200, &answer))
+}
+
+/// The in-band outcome of an upload.
+enum Verdict {
+    /// The answer to send (an acceptance, possibly a repeated one).
+    Answer(Value),
+    /// A rejection: `ErrorCode` and `ErrorDetail`.
+    Rejected(String, String),
+}
+
+/// Accepts a new message or says why not; only an unreadable body is an
+/// HTTP-level error.
+fn receive(
+    state: &mut State,
+    request: &Incoming,
+    tenant: &str,
+    message_id: &str,
+) -> Result<Verdict, Reply> {
+    if let Some(existing) = state.messages.get(message_id) {
+        if existing.tenant == tenant {
+            return Ok(Verdict::Answer(existing.upload_answer.clone()));
+        }
+        return Ok(Verdict::Rejected(
+            "409".to_owned(),
+            "The MessageId is in use.".to_owned(),
+        ));
     }
-    if state.tenant_mut(&tenant).provisioned != 1 {
+    if state.tenant_mut(tenant).provisioned != 1 {
         let text = format!("Partner tenant {tenant} is not provisioned; device data is refused.");
-        return rejected("403", &text);
+        return Ok(Verdict::Rejected("403".to_owned(), text));
     }
-    let body = request.json_object()?;
-    let records = match read_upload(&body, &tenant) {
+    let records = match read_upload(&request.json_object()?, tenant) {
         Ok(records) => records,
-        Err(detail) => return rejected("400", &detail),
+        Err(detail) => return Ok(Verdict::Rejected("400".to_owned(), detail)),
     };
 
     // Devices exist in the directory from their first report on; their
     // attributes change only once the message is processed.
-    let directory = state.tenant_mut(&tenant);
+    let directory = state.tenant_mut(tenant);
     for record in &records {
         directory.device_mut(record.device_id());
     }
-    let accepted = answer("202", None);
+    let accepted = upload_answer(tenant, message_id, "202", None);
     let message = Message {
-        tenant,
+        tenant: tenant.to_owned(),
         upload_answer: accepted.clone(),
         records,
         polls: 0,
         outcome: None,
     };
-    state.messages.insert(message_id, message);
-    Ok(Reply::json(200, &accepted))
+    state.messages.insert(message_id.to_owned(), message);
+    Ok(Verdict::Answer(accepted))
+}
+
+fn upload_answer(tenant: &str, message_id: &str, code: &str, detail: Option<&str>) -> Value {
+    json!({
+        "TenantId": tenant,
+        "ErrorCode": code,
+        "ErrorDetail": detail,
+        "MessageId": message_id,
+    })
 }
 
 /// `GET /DeviceDataSync/DataUploadMessages(guid'{id}')?api-version=1.2`

@@ -112,18 +112,22 @@ pub(crate) fn token(
         }
     }
     let scope = field("scope").ok_or_else(|| missing("scope"))?;
-    let audience = match scope {
-        GRAPH_SCOPE => Audience::Graph,
-        INTUNE_SCOPE | INTUNE_SCOPE_SINGLE_SLASH => Audience::Intune,
+    Ok(issue(shared, &tenant, audience(scope)?, scope))
+}
+
+/// The audience of a client-credentials scope.
+fn audience(scope: &str) -> Result<Audience, Reply> {
+    match scope {
+        GRAPH_SCOPE => Ok(Audience::Graph),
+        INTUNE_SCOPE | INTUNE_SCOPE_SINGLE_SLASH => Ok(Audience::Intune),
         other => {
             let text = format!(
                 "The provided value for scope {other} is not valid. Client credential flows \
                  must have a scope value with /.default suffixed to the resource identifier."
             );
-            return Err(Reply::oauth_error(400, "invalid_scope", 1002012, &text));
+            Err(Reply::oauth_error(400, "invalid_scope", 1002012, &text))
         }
-    };
-    Ok(issue(shared, &tenant, audience, scope))
+    }
 }
 
 /// Reads the form body, refusing other content types and repeated fields.

@@ -89,8 +89,8 @@ pub(crate) fn guid_key(rest: &str) -> Result<String, String> {
     let inner = rest
         .strip_prefix("(guid'")
         .and_then(|r| r.strip_suffix("')"))
-        .ok_or_else(|| format!("the key segment '{rest}' is not of the form (guid'<GUID>')"))?;
-    normalize_guid(inner).ok_or_else(|| format!("the key '{inner}' is not a valid GUID"))
+        .ok_or_else(|| format!("The key segment '{rest}' is not of the form (guid'<GUID>')"))?;
+    normalize_guid(inner).ok_or_else(|| format!("The key '{inner}' is not a valid GUID."))
 }
 
 /// Reads an OData string literal: `'text'` with `''` standing for one quote.

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::request::{check_fields, guid_field, str_field, time_field};
+use super::request::{check_fields, field, guid_field, str_field, time_field};
 
 /// Fields of an EntityType 1 (device inventory) record.
 const INVENTORY_FIELDS: [&str; 12] = [
@@ -84,7 +84,7 @@ pub(crate) fn read_upload(body: &Map<String, Value>, tenant: &str) -> Result<Vec
         ));
     }
     time_field(body, "UploadTime")?;
-    let records = match &body["Content"] {
+    let records = match field(body, "Content") {
         // The documented form: the record array serialized into a string.
         Value::String(text) => serde_json::from_str::<Value>(text)
             .map_err(|err| format!("Content is not a JSON document: {err}."))?,
@@ -113,12 +113,12 @@ pub(crate) fn read_upload(body: &Map<String, Value>, tenant: &str) -> Result<Vec
 
 fn read_record(record: &Value, tenant: &str) -> Result<Record, String> {
     let Value::Object(record) = record else {
-        return Err("a record must be a JSON object.".to_owned());
+        return Err("A record must be a JSON object.".to_owned());
     };
     let entity_type = match record.get("EntityType") {
         Some(Value::Number(n)) => n.as_u64(),
         Some(other) => return Err(format!("EntityType must be a number, not {other}.")),
-        None => return Err("the property 'EntityType' is required.".to_owned()),
+        None => return Err("The property 'EntityType' is required.".to_owned()),
     };
     let fields: &[&str] = match entity_type {
         Some(1) => &INVENTORY_FIELDS,
@@ -126,7 +126,7 @@ fn read_record(record: &Value, tenant: &str) -> Result<Record, String> {
         _ => {
             return Err(format!(
                 "EntityType {} is not supported.",
-                record["EntityType"]
+                field(record, "EntityType")
             ));
         }
     };
@@ -172,14 +172,14 @@ fn read_inventory(
     };
     time_field(record, "LastCheckInTime")?;
     str_field(record, "Os")?;
-    match &record["EasIds"] {
+    match field(record, "EasIds") {
         Value::Array(ids) if ids.iter().all(Value::is_string) => {}
         other => return Err(format!("EasIds must be an array of strings, not {other}.")),
     }
-    if !record["State"].is_u64() {
+    if !field(record, "State").is_u64() {
         return Err(format!(
             "State must be a non-negative integer, not {}.",
-            record["State"]
+            field(record, "State")
         ));
     }
     Ok(Record::Inventory {

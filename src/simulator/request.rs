@@ -131,6 +131,13 @@ pub(crate) fn check_fields(
     }
 }
 
+/// A field's value, `null` when absent. Indexing a `Map` directly panics on
+/// a missing key, which a request must never be able to cause.
+pub(crate) fn field<'a>(object: &'a Map<String, Value>, name: &str) -> &'a Value {
+    static ABSENT: Value = Value::Null;
+    object.get(name).unwrap_or(&ABSENT)
+}
+
 /// A string field, or a message naming the field.
 pub(crate) fn str_field<'a>(object: &'a Map<String, Value>, name: &str) -> Result<&'a str, String> {
     match object.get(name) {

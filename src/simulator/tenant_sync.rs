@@ -12,7 +12,9 @@ use super::auth::{own_tenant_key, partner_caller};
 use super::fault::InBand;
 use super::odata::{NULL_GUID, guid_key, is_absolute_http_url, random_guid, stable_guid};
 use super::reply::{Handled, Reply};
-use super::request::{Incoming, bad_request, bool_field, check_fields, str_field, time_field};
+use super::request::{
+    Incoming, bad_request, bool_field, check_fields, field, str_field, time_field,
+};
 use super::snapshot::PolicySnapshot;
 use super::state::Shared;
 
@@ -75,11 +77,11 @@ impl Provisioning {
     fn read(body: &Map<String, Value>) -> Result<Provisioning, String> {
         let urls = ["PartnerEnrollmentUrl", "PartnerRemediationUrl"];
         check_fields(body, &["Provisioned", urls[0], urls[1]], &["Provisioned"])?;
-        let provisioned = match body["Provisioned"].as_u64() {
+        let provisioned = match field(body, "Provisioned").as_u64() {
             Some(1) => 1,
             Some(2) => 2,
             _ => {
-                let given = &body["Provisioned"];
+                let given = field(body, "Provisioned");
                 return Err(format!("Provisioned must be 1 or 2, not {given}."));
             }
         };
@@ -289,7 +291,7 @@ pub(crate) fn assign(shared: &Shared, request: &Incoming, key: &str) -> Handled 
 /// The group ids of an `Assign` body.
 fn read_assignments(body: &Map<String, Value>) -> Result<Vec<String>, String> {
     check_fields(body, &["assignments"], &["assignments"])?;
-    let Value::Array(items) = &body["assignments"] else {
+    let Value::Array(items) = field(body, "assignments") else {
         return Err("assignments must be an array of group ids.".to_owned());
     };
     items
