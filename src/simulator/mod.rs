@@ -125,6 +125,12 @@ impl Simulator {
     /// Binds `127.0.0.1:0` for login and Graph and another loopback port for
     /// the Intune partner services (the "scale unit"), serving on the current
     /// tokio runtime. Both accept connections when this returns.
+    ///
+    /// Connections are served by tasks on that runtime, so it must keep
+    /// running while clients talk to the simulator: a multi-thread runtime,
+    /// or a current-thread one that is being driven (inside `block_on`, e.g.
+    /// a `#[tokio::test]` awaiting its client). Errors if called outside a
+    /// runtime or if a socket cannot be bound.
     pub async fn start(config: SimConfig) -> io::Result<Simulator> {
         let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let shared = Arc::new(Shared::new(config, String::new()));
@@ -161,11 +167,14 @@ impl Simulator {
         self.shared.lock().scale_base.clone()
     }
 
+    /// The configuration the simulator was started with.
     pub fn config(&self) -> &SimConfig {
         &self.shared.config
     }
 
-    /// Every request received so far (control requests excepted), in order.
+    /// Every request received so far (control requests excepted), in the
+    /// order answered. A request is recorded once answered, so one held back
+    /// by a fault's delay appears only after the delay.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
     }
@@ -182,6 +191,7 @@ impl Simulator {
             .count()
     }
 
+    /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         self.shared.lock().requests.clear();
     }
@@ -213,6 +223,7 @@ impl Simulator {
         self.shared.lock().faults.push(fault);
     }
 
+    /// Removes every fault rule, used up or not.
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();
     }

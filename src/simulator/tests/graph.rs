@@ -227,3 +227,47 @@ async fn device_patch_updates_the_directory() {
     let no_type = call("PATCH", &url, &[("Authorization", &bearer)], "{}").await;
     assert_eq!(no_type.status, 415);
 }
+
+/// Malformed requests get HTTP errors, never a dropped connection.
+#[tokio::test]
+async fn malformed_requests_get_errors() {
+    let sim = start().await;
+    let graph = token(&sim, TENANT, GRAPH_SCOPE).await;
+    let intune = provisioned(&sim).await;
+    let bearer = format!("Bearer {graph}");
+    let json = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let device = format!("{}/v1.0/devices(deviceId='{TENANT}')", sim.graph_url());
+    assert_eq!(call("PATCH", &device, &json, "{not json").await.status, 400);
+    assert_eq!(call("PATCH", &device, &json, "[1, 2]").await.status, 400);
+    let bad_utf8 = format!("{}/v1.0/users('%FF%FE')", sim.graph_url());
+    assert_eq!(authed("GET", &bad_utf8, &graph, None).await.status, 400);
+    let empty = format!("{}/v1.0/users('')", sim.graph_url());
+    assert_eq!(authed("GET", &empty, &graph, None).await.status, 400);
+
+    let upload = format!(
+        "{}/DataUploadMessages(guid'{TENANT}')?api-version=1.2&api-version=1.2",
+        device_sync(&sim)
+    );
+    assert_eq!(
+        authed("PUT", &upload, &intune, Some(&json!({})))
+            .await
+            .status,
+        400
+    );
+    let bearer = format!("Bearer {intune}");
+    let json = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let once = upload.replace("&api-version=1.2", "");
+    assert_eq!(call("PUT", &once, &json, "\"Content\"").await.status, 400);
+    assert_eq!(
+        call("GET", &format!("{}/nowhere", sim.base_url()), &[], "")
+            .await
+            .status,
+        404
+    );
+}

@@ -208,3 +208,25 @@ async fn lifetimes_can_be_strings_and_tokens_expire() {
     let groups = format!("{}/v1.0/groups", sim.graph_url());
     assert_eq!(authed("GET", &groups, token, None).await.status, 401);
 }
+
+/// The consent-refused fault redirects back with `error` and the state,
+/// and does not consent.
+#[tokio::test]
+async fn consent_can_be_refused() {
+    let sim = start().await;
+    sim.add_fault(crate::simulator::Fault::on("GET", "/adminconsent").consent_refused());
+    let url = consent_url(
+        &sim,
+        SimConfig::DEFAULT_CLIENT_ID,
+        "https://fleet.example.com/cb",
+    );
+    let answer = call("GET", &url, &[], "").await;
+    assert_eq!(answer.status, 302);
+    let location = answer.header("location").unwrap();
+    assert!(
+        location.starts_with("https://fleet.example.com/cb?error=access_denied&"),
+        "{location}"
+    );
+    assert!(location.contains("&state=st%20ate") && !location.contains("admin_consent"));
+    assert!(!sim.tenant(TENANT).is_some_and(|t| t.consented));
+}
