@@ -43,19 +43,39 @@ pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
 
+/// One path and the methods it answers.
+pub struct Route {
+    pub path: &'static str,
+    pub methods: &'static [Method],
+    /// The methods as an `Allow` header value.
+    allow: &'static str,
+}
+
+const fn route(path: &'static str, methods: &'static [Method], allow: &'static str) -> Route {
+    Route {
+        path,
+        methods,
+        allow,
+    }
+}
+
 /// Every route and its methods; the OpenAPI document must list the same.
-pub const ROUTES: &[(&str, &[Method])] = &[
-    (API, &[Method::POST, Method::DELETE]),
-    (SETTINGS, &[Method::GET]),
-    (CONSENT, &[Method::GET]),
-    (DEVICE, &[Method::POST]),
-    (MESSAGE, &[Method::GET]),
-    (ENROLL, &[Method::GET]),
-    (REMEDIATE, &[Method::GET]),
-    (HEALTHZ, &[Method::GET]),
-    (READYZ, &[Method::GET]),
-    (METRICS, &[Method::GET]),
+pub const ROUTES: &[Route] = &[
+    route(API, &[Method::POST, Method::DELETE], "POST, DELETE"),
+    route(SETTINGS, &[Method::GET], "GET"),
+    route(CONSENT, &[Method::GET], "GET"),
+    route(DEVICE, &[Method::POST], "POST"),
+    route(MESSAGE, &[Method::GET], "GET"),
+    route(ENROLL, &[Method::GET], "GET"),
+    route(REMEDIATE, &[Method::GET], "GET"),
+    route(HEALTHZ, &[Method::GET], "GET"),
+    route(READYZ, &[Method::GET], "GET"),
+    route(METRICS, &[Method::GET], "GET"),
 ];
+
+fn find_route(path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.path == path)
+}
 
 /// What request handling needs; shared by every connection.
 pub struct App {
@@ -170,10 +190,8 @@ async fn dispatch(
         (&Method::GET, HEALTHZ) => Ok(handlers::pages::healthz()),
         (&Method::GET, READYZ) => handlers::pages::readyz(app).await,
         (&Method::GET, METRICS) => handlers::pages::metrics(app).await,
-        _ => Err(match ROUTES.iter().find(|(p, _)| *p == path) {
-            Some((p, _)) => Error::MethodNotAllowed {
-                allow: allow_header(p),
-            },
+        _ => Err(match find_route(path) {
+            Some(route) => Error::MethodNotAllowed { allow: route.allow },
             None => Error::NotFound(format!("no route for {method} {}", truncate(path))),
         }),
     }
@@ -181,32 +199,16 @@ async fn dispatch(
 
 /// The route template (for logs and metrics) and audience of a path.
 fn classify(path: &str) -> (&'static str, Audience) {
-    match ROUTES.iter().find(|(p, _)| *p == path) {
-        Some((CONSENT, _)) | Some((ENROLL, _)) | Some((REMEDIATE, _)) => {
-            (route_name(path), Audience::Browser)
-        }
-        Some((HEALTHZ, _)) | Some((READYZ, _)) | Some((METRICS, _)) => {
-            (route_name(path), Audience::Open)
-        }
-        Some(_) => (route_name(path), Audience::Fleet),
+    let Some(route) = find_route(path) else {
         // Unknown paths are logged under one name so metrics stay bounded.
-        None => ("unknown", Audience::Open),
-    }
-}
-
-fn route_name(path: &str) -> &'static str {
-    ROUTES
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(p, _)| *p)
-        .unwrap_or("unknown")
-}
-
-fn allow_header(path: &str) -> &'static str {
-    match path {
-        API => "POST, DELETE",
-        _ => "GET",
-    }
+        return ("unknown", Audience::Open);
+    };
+    let audience = match route.path {
+        CONSENT | ENROLL | REMEDIATE => Audience::Browser,
+        HEALTHZ | READYZ | METRICS => Audience::Open,
+        _ => Audience::Fleet,
+    };
+    (route.path, audience)
 }
 
 /// Fleet joins its configured proxy URL and our path without checking for a
@@ -278,6 +280,14 @@ mod tests {
         assert_eq!(normalize("/"), "/");
         assert_eq!(normalize("///"), "/");
         assert_eq!(normalize("*"), "*");
+    }
+
+    #[test]
+    fn allow_headers_list_each_routes_methods() {
+        for route in ROUTES {
+            let methods: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
+            assert_eq!(route.allow, methods.join(", "), "{}", route.path);
+        }
     }
 
     #[test]

@@ -42,7 +42,10 @@ fn consent_link_has_microsofts_parameters_and_a_stable_state() {
     );
     assert!(link.starts_with(&expected_prefix), "{link}");
     let encoded_redirect: String = form_urlencoded::byte_serialize(redirect.as_bytes()).collect();
-    assert!(link.ends_with(&format!("&redirect_uri={encoded_redirect}")), "{link}");
+    assert!(
+        link.ends_with(&format!("&redirect_uri={encoded_redirect}")),
+        "{link}"
+    );
     assert_eq!(state_of(&link).len(), 32);
 
     // An open consent page keeps working while Fleet polls settings.
@@ -78,8 +81,14 @@ fn refused_consent_records_the_fixed_error_and_returns_to_fleet() {
     assert_eq!(settings["admin_consented"], false);
     // Refusal needs no Microsoft call, and the refused state is used up.
     assert!(env.sim.requests().is_empty(), "{:?}", env.sim.requests());
-    assert_ne!(state_of(settings["admin_consent_url"].as_str().unwrap()), state);
-    let again = callback(&env, &format!("tenant={tenant}&state={state}&admin_consent=True"));
+    assert_ne!(
+        state_of(settings["admin_consent_url"].as_str().unwrap()),
+        state
+    );
+    let again = callback(
+        &env,
+        &format!("tenant={tenant}&state={state}&admin_consent=True"),
+    );
     assert_eq!(again.status, 404);
 }
 
@@ -92,32 +101,71 @@ fn consent_callback_errors_are_html_pages() {
     let other = new_tenant();
 
     let cases = [
-        ("no state", format!("tenant={tenant}&admin_consent=True"), 400,
-            "the state parameter is missing"),
-        ("empty state", format!("tenant={tenant}&state=&admin_consent=True"), 400,
-            "the state parameter is missing"),
-        ("no tenant", format!("state={state}&admin_consent=True"), 400,
-            "the tenant parameter is missing"),
-        ("tenant not a GUID", format!("tenant=contoso&state={state}&admin_consent=True"), 400,
-            "the tenant parameter is not a GUID"),
-        ("unknown state", format!("tenant={tenant}&state=0123456789abcdef&admin_consent=True"),
-            404, "this consent link is unknown, expired or already used"),
-        ("other tenant", format!("tenant={other}&state={state}&admin_consent=True"), 404,
-            "this consent link is unknown, expired or already used"),
-        ("consent not granted", format!("tenant={tenant}&state={state}"), 400,
-            "admin_consent=True is missing"),
-        ("state twice", format!("tenant={tenant}&state={state}&state=x&admin_consent=True"), 400,
-            "state is given more than once"),
+        (
+            "no state",
+            format!("tenant={tenant}&admin_consent=True"),
+            400,
+            "the state parameter is missing",
+        ),
+        (
+            "empty state",
+            format!("tenant={tenant}&state=&admin_consent=True"),
+            400,
+            "the state parameter is missing",
+        ),
+        (
+            "no tenant",
+            format!("state={state}&admin_consent=True"),
+            400,
+            "the tenant parameter is missing",
+        ),
+        (
+            "tenant not a GUID",
+            format!("tenant=contoso&state={state}&admin_consent=True"),
+            400,
+            "the tenant parameter is not a GUID",
+        ),
+        (
+            "unknown state",
+            format!("tenant={tenant}&state=0123456789abcdef&admin_consent=True"),
+            404,
+            "this consent link is unknown, expired or already used",
+        ),
+        (
+            "other tenant",
+            format!("tenant={other}&state={state}&admin_consent=True"),
+            404,
+            "this consent link is unknown, expired or already used",
+        ),
+        (
+            "consent not granted",
+            format!("tenant={tenant}&state={state}"),
+            400,
+            "admin_consent=True is missing",
+        ),
+        (
+            "state twice",
+            format!("tenant={tenant}&state={state}&state=x&admin_consent=True"),
+            400,
+            "state is given more than once",
+        ),
     ];
     for (name, query, status, text) in cases {
         let reply = callback(&env, &query);
         assert_eq!(reply.status, status, "{name}: {}", reply.body);
-        assert_eq!(reply.header("content-type"), Some("text/html; charset=utf-8"), "{name}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/html; charset=utf-8"),
+            "{name}"
+        );
         assert!(reply.body.contains(text), "{name}: {}", reply.body);
     }
 
     // None of them used up the state: the real redirect still works.
-    let reply = callback(&env, &format!("tenant={tenant}&state={state}&admin_consent=True"));
+    let reply = callback(
+        &env,
+        &format!("tenant={tenant}&state={state}&admin_consent=True"),
+    );
     assert_eq!(reply.status, 302, "{}", reply.body);
     assert_eq!(reply.header("location"), Some(FLEET_PAGE));
 }
@@ -132,7 +180,11 @@ fn a_used_state_is_refused() {
 
     let reply = env.follow_consent(&link);
     assert_eq!(reply.status, 404);
-    assert!(reply.body.contains("this consent link is unknown, expired or already used"));
+    assert!(
+        reply
+            .body
+            .contains("this consent link is unknown, expired or already used")
+    );
 }
 
 #[test]
@@ -144,8 +196,11 @@ fn an_expired_state_is_refused_and_settings_hands_out_a_new_one() {
 
     // Age the state past its lifetime.
     let db = rusqlite::Connection::open(&env.db_path).unwrap();
-    db.execute("UPDATE integrations SET consent_expires_at = consent_expires_at - 86401", [])
-        .unwrap();
+    db.execute(
+        "UPDATE integrations SET consent_expires_at = consent_expires_at - 86401",
+        [],
+    )
+    .unwrap();
 
     let reply = env.follow_consent(&link);
     assert_eq!(reply.status, 404, "{}", reply.body);
@@ -174,7 +229,10 @@ fn a_missing_group_fails_setup_with_the_exact_text() {
     );
     assert_eq!(settings["setup_done"], false);
     assert_eq!(settings["admin_consented"], true);
-    assert!(settings["admin_consent_url"].is_string(), "setup can be retried: {settings}");
+    assert!(
+        settings["admin_consent_url"].is_string(),
+        "setup can be retried: {settings}"
+    );
     assert_eq!(env.sim.tenant(&tenant).unwrap().provisioned, 1);
 }
 
@@ -190,7 +248,11 @@ fn a_pending_integration_is_replaced_but_a_set_up_one_is_not() {
     assert_eq!(env.settings(&tenant, &first).status, 404);
     assert_eq!(env.follow_consent(&old_link).status, 404);
 
-    assert_eq!(env.follow_consent(&env.consent_url(&tenant, &second)).status, 302);
+    assert_eq!(
+        env.follow_consent(&env.consent_url(&tenant, &second))
+            .status,
+        302
+    );
     let reply = env.post(API, &serde_json::json!({ "entraTenantId": tenant }));
     assert_eq!(reply.status, 409);
     assert_eq!(env.settings(&tenant, &second).json()["setup_done"], true);

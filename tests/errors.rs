@@ -56,7 +56,12 @@ fn run(env: &TestEnv, cases: Vec<Case>) {
         let before = snapshot(env);
         let headers: Vec<(&str, &str)> =
             case.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let reply = env.send(case.method, &env.url(&case.path), &headers, case.body.as_deref());
+        let reply = env.send(
+            case.method,
+            &env.url(&case.path),
+            &headers,
+            case.body.as_deref(),
+        );
         assert_eq!(reply.status, case.status, "{}: {}", case.name, reply.body);
         assert_eq!(reply.error(), case.error, "{}", case.name);
         assert_eq!(
@@ -86,48 +91,132 @@ fn create_refuses_bad_input() {
         error: error.to_string(),
     };
 
-    run(&env, vec![
-        post("no API key", vec![origin(), json_body()], body(json!({"entraTenantId": tenant})),
-            401, "an API key is required (header MS-API-Key or Authorization: Bearer)"),
-        post("wrong API key", vec![("MS-API-Key", "wrong".into()), origin(), json_body()],
-            body(json!({"entraTenantId": tenant})), 401, "the API key is not valid"),
-        post("API key prefix", vec![("MS-API-Key", API_KEY[..10].into()), origin(), json_body()],
-            body(json!({"entraTenantId": tenant})), 401, "the API key is not valid"),
-        post("wrong bearer", vec![("Authorization", "Bearer nope".into()), origin(), json_body()],
-            body(json!({"entraTenantId": tenant})), 401, "the API key is not valid"),
-        post("no Origin", vec![key(), json_body()], body(json!({"entraTenantId": tenant})),
-            400, "the Origin header is missing; it must be the Fleet server's URL"),
-        post("Origin with a path", vec![key(), ("Origin", "https://fleet.example.com/x".into()),
-            json_body()], body(json!({"entraTenantId": tenant})), 400,
-            "the Origin header is not a Fleet server URL: a path is not allowed \
-             (only scheme, host and port)"),
-        post("javascript Origin", vec![key(), ("Origin", "javascript:alert(1)".into()),
-            json_body()], body(json!({"entraTenantId": tenant})), 400,
-            "the Origin header is not a Fleet server URL: the scheme must be http or https"),
-        post("no tenant", vec![key(), origin(), json_body()], body(json!({})), 400,
-            "entraTenantId is missing"),
-        post("empty tenant", vec![key(), origin(), json_body()],
-            body(json!({"entraTenantId": ""})), 400, "entraTenantId is missing"),
-        post("tenant not a GUID", vec![key(), origin(), json_body()],
-            body(json!({"entraTenantId": "contoso.onmicrosoft.com"})), 400,
-            &format!("entraTenantId {NOT_A_GUID}")),
-        post("tenant a number", vec![key(), origin(), json_body()],
-            body(json!({"entraTenantId": 7})), 400, "entraTenantId must be a string"),
-        post("malformed JSON", vec![key(), origin(), json_body()],
-            Some("{\"entraTenantId\":".into()), 400,
-            "the body is not valid JSON: EOF while parsing a value at line 1 column 17"),
-        post("JSON array", vec![key(), origin(), json_body()], Some("[]".into()), 400,
-            "the body must be a JSON object"),
-        post("XML", vec![key(), origin(), ("Content-Type", "application/xml".into())],
-            Some("<x/>".into()), 400,
-            "unsupported content type \"application/xml\"; send application/json"),
-        post("too large", vec![key(), origin(), json_body()],
-            Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000))), 413,
-            "the request body is larger than the limit of 65536 bytes"),
-        post("already set up", vec![key(), origin(), json_body()],
-            body(json!({"entraTenantId": done})), 409,
-            &format!("an integration for tenant {done} is already set up; delete it first")),
-    ]);
+    run(
+        &env,
+        vec![
+            post(
+                "no API key",
+                vec![origin(), json_body()],
+                body(json!({"entraTenantId": tenant})),
+                401,
+                "an API key is required (header MS-API-Key or Authorization: Bearer)",
+            ),
+            post(
+                "wrong API key",
+                vec![("MS-API-Key", "wrong".into()), origin(), json_body()],
+                body(json!({"entraTenantId": tenant})),
+                401,
+                "the API key is not valid",
+            ),
+            post(
+                "API key prefix",
+                vec![("MS-API-Key", API_KEY[..10].into()), origin(), json_body()],
+                body(json!({"entraTenantId": tenant})),
+                401,
+                "the API key is not valid",
+            ),
+            post(
+                "wrong bearer",
+                vec![
+                    ("Authorization", "Bearer nope".into()),
+                    origin(),
+                    json_body(),
+                ],
+                body(json!({"entraTenantId": tenant})),
+                401,
+                "the API key is not valid",
+            ),
+            post(
+                "no Origin",
+                vec![key(), json_body()],
+                body(json!({"entraTenantId": tenant})),
+                400,
+                "the Origin header is missing; it must be the Fleet server's URL",
+            ),
+            post(
+                "Origin with a path",
+                vec![
+                    key(),
+                    ("Origin", "https://fleet.example.com/x".into()),
+                    json_body(),
+                ],
+                body(json!({"entraTenantId": tenant})),
+                400,
+                "the Origin header is not a Fleet server URL: a path is not allowed \
+             (only scheme, host and port)",
+            ),
+            post(
+                "javascript Origin",
+                vec![key(), ("Origin", "javascript:alert(1)".into()), json_body()],
+                body(json!({"entraTenantId": tenant})),
+                400,
+                "the Origin header is not a Fleet server URL: the scheme must be http or https",
+            ),
+            post(
+                "no tenant",
+                vec![key(), origin(), json_body()],
+                body(json!({})),
+                400,
+                "entraTenantId is missing",
+            ),
+            post(
+                "empty tenant",
+                vec![key(), origin(), json_body()],
+                body(json!({"entraTenantId": ""})),
+                400,
+                "entraTenantId is missing",
+            ),
+            post(
+                "tenant not a GUID",
+                vec![key(), origin(), json_body()],
+                body(json!({"entraTenantId": "contoso.onmicrosoft.com"})),
+                400,
+                &format!("entraTenantId {NOT_A_GUID}"),
+            ),
+            post(
+                "tenant a number",
+                vec![key(), origin(), json_body()],
+                body(json!({"entraTenantId": 7})),
+                400,
+                "entraTenantId must be a string",
+            ),
+            post(
+                "malformed JSON",
+                vec![key(), origin(), json_body()],
+                Some("{\"entraTenantId\":".into()),
+                400,
+                "the body is not valid JSON: EOF while parsing a value at line 1 column 17",
+            ),
+            post(
+                "JSON array",
+                vec![key(), origin(), json_body()],
+                Some("[]".into()),
+                400,
+                "the body must be a JSON object",
+            ),
+            post(
+                "XML",
+                vec![key(), origin(), ("Content-Type", "application/xml".into())],
+                Some("<x/>".into()),
+                400,
+                "unsupported content type \"application/xml\"; send application/json",
+            ),
+            post(
+                "too large",
+                vec![key(), origin(), json_body()],
+                Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000))),
+                413,
+                "the request body is larger than the limit of 65536 bytes",
+            ),
+            post(
+                "already set up",
+                vec![key(), origin(), json_body()],
+                body(json!({"entraTenantId": done})),
+                409,
+                &format!("an integration for tenant {done} is already set up; delete it first"),
+            ),
+        ],
+    );
 }
 
 #[test]
@@ -148,23 +237,64 @@ fn settings_and_delete_refuse_bad_credentials_with_404() {
             error: error.to_string(),
         };
         cases.extend([
-            case("no API key", format!("entraTenantId={tenant}&fleetServerSecret={secret}"),
-                vec![], 401, "an API key is required (header MS-API-Key or Authorization: Bearer)"),
-            case("wrong secret", format!("entraTenantId={tenant}&fleetServerSecret=x{secret}"),
-                vec![key()], 404, "no integration with this tenant id and secret"),
-            case("unknown tenant", format!("entraTenantId={unknown}&fleetServerSecret={secret}"),
-                vec![key()], 404, "no integration with this tenant id and secret"),
-            case("no secret", format!("entraTenantId={tenant}"), vec![key()], 400,
-                "fleetServerSecret is missing"),
-            case("empty secret", format!("entraTenantId={tenant}&fleetServerSecret="),
-                vec![key()], 400, "fleetServerSecret is missing"),
-            case("no tenant", format!("fleetServerSecret={secret}"), vec![key()], 400,
-                "entraTenantId is missing"),
-            case("tenant not a GUID", format!("entraTenantId=x&fleetServerSecret={secret}"),
-                vec![key()], 400, &format!("entraTenantId {NOT_A_GUID}")),
-            case("two tenants", format!(
-                "entraTenantId={tenant}&entra_tenant_id={unknown}&fleetServerSecret={secret}"),
-                vec![key()], 400, "entraTenantId is given more than once with different values"),
+            case(
+                "no API key",
+                format!("entraTenantId={tenant}&fleetServerSecret={secret}"),
+                vec![],
+                401,
+                "an API key is required (header MS-API-Key or Authorization: Bearer)",
+            ),
+            case(
+                "wrong secret",
+                format!("entraTenantId={tenant}&fleetServerSecret=x{secret}"),
+                vec![key()],
+                404,
+                "no integration with this tenant id and secret",
+            ),
+            case(
+                "unknown tenant",
+                format!("entraTenantId={unknown}&fleetServerSecret={secret}"),
+                vec![key()],
+                404,
+                "no integration with this tenant id and secret",
+            ),
+            case(
+                "no secret",
+                format!("entraTenantId={tenant}"),
+                vec![key()],
+                400,
+                "fleetServerSecret is missing",
+            ),
+            case(
+                "empty secret",
+                format!("entraTenantId={tenant}&fleetServerSecret="),
+                vec![key()],
+                400,
+                "fleetServerSecret is missing",
+            ),
+            case(
+                "no tenant",
+                format!("fleetServerSecret={secret}"),
+                vec![key()],
+                400,
+                "entraTenantId is missing",
+            ),
+            case(
+                "tenant not a GUID",
+                format!("entraTenantId=x&fleetServerSecret={secret}"),
+                vec![key()],
+                400,
+                &format!("entraTenantId {NOT_A_GUID}"),
+            ),
+            case(
+                "two tenants",
+                format!(
+                    "entraTenantId={tenant}&entra_tenant_id={unknown}&fleetServerSecret={secret}"
+                ),
+                vec![key()],
+                400,
+                "entraTenantId is given more than once with different values",
+            ),
         ]);
     }
     run(&env, cases);
@@ -214,40 +344,118 @@ fn device_and_message_refuse_bad_input() {
     let unauthorized = "unknown tenant id or wrong fleet server secret";
 
     let mut cases = vec![
-        device("wrong secret", with(json!({"fleetServerSecret": "nope"})), 401, unauthorized),
-        device("unknown tenant", with(json!({"entraTenantId": new_tenant()})), 401, unauthorized),
-        device("other tenant's secret", with(json!({"fleetServerSecret": other_secret})), 401,
-            unauthorized),
-        device("setup not done", with(json!({"entraTenantId": pending,
-            "fleetServerSecret": pending_secret})), 409,
+        device(
+            "wrong secret",
+            with(json!({"fleetServerSecret": "nope"})),
+            401,
+            unauthorized,
+        ),
+        device(
+            "unknown tenant",
+            with(json!({"entraTenantId": new_tenant()})),
+            401,
+            unauthorized,
+        ),
+        device(
+            "other tenant's secret",
+            with(json!({"fleetServerSecret": other_secret})),
+            401,
+            unauthorized,
+        ),
+        device(
+            "setup not done",
+            with(json!({"entraTenantId": pending,
+            "fleetServerSecret": pending_secret})),
+            409,
             "the integration's setup is not done: an Entra admin must follow the consent link \
-             from settings first"),
-        device("no device id", with(json!({"deviceId": null})), 400, "deviceId is missing"),
-        device("device id not a GUID", with(json!({"deviceId": "ABC"})), 400,
-            &format!("deviceId {NOT_A_GUID}")),
-        device("no device name", with(json!({"deviceName": null})), 400, "deviceName is missing"),
+             from settings first",
+        ),
+        device(
+            "no device id",
+            with(json!({"deviceId": null})),
+            400,
+            "deviceId is missing",
+        ),
+        device(
+            "device id not a GUID",
+            with(json!({"deviceId": "ABC"})),
+            400,
+            &format!("deviceId {NOT_A_GUID}"),
+        ),
+        device(
+            "no device name",
+            with(json!({"deviceName": null})),
+            400,
+            "deviceName is missing",
+        ),
         device("no os", with(json!({"os": ""})), 400, "os is missing"),
-        device("no os version", with(json!({"osVersion": null})), 400, "osVersion is missing"),
-        device("compliant as text", with(json!({"compliant": "yes"})), 400,
-            "compliant must be a boolean"),
-        device("no compliant", with(json!({"compliant": null})), 400, "compliant is missing"),
-        device("managed as number", with(json!({"deviceManagementState": 1})), 400,
-            "deviceManagementState must be a boolean"),
-        device("check-in as text", with(json!({"lastCheckInTime": "yesterday"})), 400,
-            "lastCheckInTime must be a whole number"),
-        device("check-in negative", with(json!({"lastCheckInTime": -1})), 400,
-            "lastCheckInTime must be Unix seconds between 1970 and 9999"),
-        device("no user", with(json!({"userPrincipalName": null})), 400,
-            "userPrincipalName (or userId) is missing"),
-        device("user id not a GUID", with(json!({"userId": "alex"})), 400,
-            &format!("userId {NOT_A_GUID}")),
-        device("empty user", with(json!({"userPrincipalName": ""})), 422,
+        device(
+            "no os version",
+            with(json!({"osVersion": null})),
+            400,
+            "osVersion is missing",
+        ),
+        device(
+            "compliant as text",
+            with(json!({"compliant": "yes"})),
+            400,
+            "compliant must be a boolean",
+        ),
+        device(
+            "no compliant",
+            with(json!({"compliant": null})),
+            400,
+            "compliant is missing",
+        ),
+        device(
+            "managed as number",
+            with(json!({"deviceManagementState": 1})),
+            400,
+            "deviceManagementState must be a boolean",
+        ),
+        device(
+            "check-in as text",
+            with(json!({"lastCheckInTime": "yesterday"})),
+            400,
+            "lastCheckInTime must be a whole number",
+        ),
+        device(
+            "check-in negative",
+            with(json!({"lastCheckInTime": -1})),
+            400,
+            "lastCheckInTime must be Unix seconds between 1970 and 9999",
+        ),
+        device(
+            "no user",
+            with(json!({"userPrincipalName": null})),
+            400,
+            "userPrincipalName (or userId) is missing",
+        ),
+        device(
+            "user id not a GUID",
+            with(json!({"userId": "alex"})),
+            400,
+            &format!("userId {NOT_A_GUID}"),
+        ),
+        device(
+            "empty user",
+            with(json!({"userPrincipalName": ""})),
+            422,
             "the device has no user: userPrincipalName is empty and no userId was given, and \
-             Intune needs the device's Entra user"),
-        device("unknown user", with(json!({"userPrincipalName": "gone@example.com"})), 422,
-            "Entra ID has no user with principal name \"gone@example.com\" in this tenant"),
-        device("malformed JSON", Some("{\"deviceId\" 1}".into()), 400,
-            "the body is not valid JSON: expected `:` at line 1 column 13"),
+             Intune needs the device's Entra user",
+        ),
+        device(
+            "unknown user",
+            with(json!({"userPrincipalName": "gone@example.com"})),
+            422,
+            "Entra ID has no user with principal name \"gone@example.com\" in this tenant",
+        ),
+        device(
+            "malformed JSON",
+            Some("{\"deviceId\" 1}".into()),
+            400,
+            "the body is not valid JSON: expected `:` at line 1 column 13",
+        ),
     ];
 
     let poll = |name, query: String, status, error: &str| Case {
@@ -261,20 +469,38 @@ fn device_and_message_refuse_bad_input() {
     };
     let unknown_message = new_tenant();
     cases.extend([
-        poll("message: wrong secret",
+        poll(
+            "message: wrong secret",
             format!("entraTenantId={tenant}&fleetServerSecret=x&messageId={message}"),
-            401, unauthorized),
-        poll("message: no message id", format!("entraTenantId={tenant}&fleetServerSecret={secret}"),
-            400, "messageId is missing"),
-        poll("message: not a GUID",
+            401,
+            unauthorized,
+        ),
+        poll(
+            "message: no message id",
+            format!("entraTenantId={tenant}&fleetServerSecret={secret}"),
+            400,
+            "messageId is missing",
+        ),
+        poll(
+            "message: not a GUID",
             format!("entraTenantId={tenant}&fleetServerSecret={secret}&messageId=42"),
-            400, &format!("messageId {NOT_A_GUID}")),
-        poll("message: unknown",
-            format!("entraTenantId={tenant}&fleetServerSecret={secret}&messageId={unknown_message}"),
-            404, &format!("no message {unknown_message} for this tenant")),
-        poll("message: another tenant's",
+            400,
+            &format!("messageId {NOT_A_GUID}"),
+        ),
+        poll(
+            "message: unknown",
+            format!(
+                "entraTenantId={tenant}&fleetServerSecret={secret}&messageId={unknown_message}"
+            ),
+            404,
+            &format!("no message {unknown_message} for this tenant"),
+        ),
+        poll(
+            "message: another tenant's",
             format!("entraTenantId={other}&fleetServerSecret={other_secret}&messageId={message}"),
-            404, &format!("no message {message} for this tenant")),
+            404,
+            &format!("no message {message} for this tenant"),
+        ),
     ]);
     run(&env, cases);
 }
@@ -285,7 +511,10 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
 
     let reply = env.get("/api/v1/microsoft-compliance-partner/nope");
     assert_eq!(reply.status, 404);
-    assert_eq!(reply.error(), "no route for GET /api/v1/microsoft-compliance-partner/nope");
+    assert_eq!(
+        reply.error(),
+        "no route for GET /api/v1/microsoft-compliance-partner/nope"
+    );
 
     for (method, path, allow) in [
         ("GET", API, "POST, DELETE"),
@@ -325,18 +554,36 @@ fn anonymous_deployments_serve_requests_without_a_key_but_refuse_a_wrong_one() {
 fn health_pages_and_metrics_need_no_key() {
     let env = TestEnv::start();
     let health = env.send("GET", &env.url("/healthz"), &[], None);
-    assert_eq!((health.status, health.json()), (200, json!({"status": "ok"})));
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "ok"}))
+    );
     let ready = env.send("GET", &env.url("/readyz"), &[], None);
-    assert_eq!((ready.status, ready.json()), (200, json!({"status": "ready"})));
+    assert_eq!(
+        (ready.status, ready.json()),
+        (200, json!({"status": "ready"}))
+    );
 
-    for page in ["/microsoft-compliance-partner/enroll", "/microsoft-compliance-partner/remediate"] {
+    for page in [
+        "/microsoft-compliance-partner/enroll",
+        "/microsoft-compliance-partner/remediate",
+    ] {
         let reply = env.send("GET", &env.url(page), &[], None);
         assert_eq!(reply.status, 200, "{page}");
-        assert_eq!(reply.header("content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            reply.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
         assert!(reply.body.contains("Fleet"), "{page}");
     }
 
     let metrics = env.send("GET", &env.url("/metrics"), &[], None);
     assert_eq!(metrics.status, 200);
-    assert!(metrics.body.contains("compliance_proxy_http_requests_total"), "{}", metrics.body);
+    assert!(
+        metrics
+            .body
+            .contains("compliance_proxy_http_requests_total"),
+        "{}",
+        metrics.body
+    );
 }

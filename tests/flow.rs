@@ -48,7 +48,10 @@ fn setup_provisions_the_tenant_and_assigns_our_policy_to_the_group() {
         })
     );
 
-    let state = env.sim.tenant(&tenant).expect("the simulator saw the tenant");
+    let state = env
+        .sim
+        .tenant(&tenant)
+        .expect("the simulator saw the tenant");
     assert_eq!(state.provisioned, 1);
     let base = env.url("");
     assert_eq!(
@@ -59,7 +62,11 @@ fn setup_provisions_the_tenant_and_assigns_our_policy_to_the_group() {
     assert_eq!(ours.len(), 1, "{:?}", state.policies);
     assert_eq!(ours[0].display_name, "Fleet compliance policy");
     assert_eq!(ours[0].platform, "macOS");
-    let group = state.groups.iter().find(|g| g.display_name == GROUP).unwrap();
+    let group = state
+        .groups
+        .iter()
+        .find(|g| g.display_name == GROUP)
+        .unwrap();
     assert_eq!(ours[0].assigned_groups, vec![group.id.clone()]);
 
     let stored_policy: String = env
@@ -87,14 +94,25 @@ fn macos_report_is_polled_from_not_started_to_completed() {
 
     // The simulator answers two pending polls before the outcome.
     let statuses: Vec<String> = (0..3)
-        .map(|_| poll(&env, &tenant, &secret, &message)["status"].as_str().unwrap().into())
+        .map(|_| {
+            poll(&env, &tenant, &secret, &message)["status"]
+                .as_str()
+                .unwrap()
+                .into()
+        })
         .collect();
     assert_eq!(statuses, ["NotStarted", "Running", "Completed"]);
 
     let done = poll(&env, &tenant, &secret, &message);
-    assert_eq!(done, json!({"message_id": message, "status": "Completed", "detail": null}));
+    assert_eq!(
+        done,
+        json!({"message_id": message, "status": "Completed", "detail": null})
+    );
 
-    let state = env.sim.device(&tenant, &device).expect("Entra has the device");
+    let state = env
+        .sim
+        .device(&tenant, &device)
+        .expect("Entra has the device");
     assert!(state.is_compliant && state.is_managed, "{state:?}");
 
     // A terminal status is answered from the database: no further polls.
@@ -116,16 +134,23 @@ fn failed_upload_reports_microsofts_detail() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let message = reply.json()["message_id"].as_str().unwrap().to_string();
 
-    let last = (0..3).map(|_| poll(&env, &tenant, &secret, &message)).last().unwrap();
+    let last = (0..3)
+        .map(|_| poll(&env, &tenant, &secret, &message))
+        .last()
+        .unwrap();
     assert_eq!(last["status"], "Failed");
-    let detail = last["detail"].as_str().expect("a detail for a failed upload");
+    let detail = last["detail"]
+        .as_str()
+        .expect("a detail for a failed upload");
     assert!(detail.contains("user"), "{detail}");
 
     let stored: (String, String) = env
         .db()
-        .query_row("SELECT status, detail FROM messages WHERE message_id = ?1", [&message], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT status, detail FROM messages WHERE message_id = ?1",
+            [&message],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!(stored, ("Failed".to_string(), detail.to_string()));
 }
@@ -146,7 +171,10 @@ fn windows_report_updates_the_device_and_is_completed_at_once() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let message = reply.json()["message_id"].as_str().unwrap().to_string();
 
-    let state = env.sim.device(&tenant, &device).expect("Entra has the device");
+    let state = env
+        .sim
+        .device(&tenant, &device)
+        .expect("Entra has the device");
     assert_eq!(state.display_name, "DESKTOP-1");
     assert_eq!(state.os_version, "10.0.19045.6456");
     assert!(!state.is_compliant && !state.is_managed, "{state:?}");
@@ -154,7 +182,10 @@ fn windows_report_updates_the_device_and_is_completed_at_once() {
 
     let polls = env.sim.count("GET", "/DataUploadMessages");
     let status = poll(&env, &tenant, &secret, &message);
-    assert_eq!(status, json!({"message_id": message, "status": "Completed", "detail": null}));
+    assert_eq!(
+        status,
+        json!({"message_id": message, "status": "Completed", "detail": null})
+    );
     assert_eq!(env.sim.count("GET", "/DataUploadMessages"), polls);
 }
 
@@ -167,7 +198,9 @@ fn delete_deprovisions_and_removes_the_integration_and_its_messages() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 1);
 
-    let reply = env.delete(&format!("{API}?entraTenantId={tenant}&fleetServerSecret={secret}"));
+    let reply = env.delete(&format!(
+        "{API}?entraTenantId={tenant}&fleetServerSecret={secret}"
+    ));
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.json(), json!({}));
     assert_eq!(env.sim.tenant(&tenant).unwrap().provisioned, 2);
@@ -175,7 +208,9 @@ fn delete_deprovisions_and_removes_the_integration_and_its_messages() {
     assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 0);
 
     // Fleet treats 404 as "already gone" and cleans up locally.
-    let again = env.delete(&format!("{API}?entraTenantId={tenant}&fleetServerSecret={secret}"));
+    let again = env.delete(&format!(
+        "{API}?entraTenantId={tenant}&fleetServerSecret={secret}"
+    ));
     assert_eq!(again.status, 404);
 }
 
@@ -187,7 +222,10 @@ fn snake_case_camel_case_query_and_body_spellings_are_all_accepted() {
     let a = new_tenant();
     let reply = env.post(API, &json!({ "entra_tenant_id": a }));
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let secret_a = reply.json()["fleet_server_secret"].as_str().unwrap().to_string();
+    let secret_a = reply.json()["fleet_server_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let b = new_tenant();
     let reply = env.send(
         "POST",
@@ -229,7 +267,10 @@ fn snake_case_camel_case_query_and_body_spellings_are_all_accepted() {
     let reply = env.send(
         "POST",
         &env.url(DEVICE),
-        &[("MS-API-Key", API_KEY), ("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("MS-API-Key", API_KEY),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         Some(&form),
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -246,7 +287,10 @@ fn snake_case_camel_case_query_and_body_spellings_are_all_accepted() {
     let reply = env.send(
         "DELETE",
         &env.url(API),
-        &[("Authorization", &format!("Bearer {API_KEY}")), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &format!("Bearer {API_KEY}")),
+            ("Content-Type", "application/json"),
+        ],
         Some(&body),
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -262,7 +306,10 @@ fn integrations_and_messages_survive_a_restart() {
     let consent_before = env.consent_url(&pending, &pending_secret);
     let reply = env.post(DEVICE, &mac_report(&tenant, &secret, &new_tenant(), true));
     let message = reply.json()["message_id"].as_str().unwrap().to_string();
-    assert_eq!(poll(&env, &tenant, &secret, &message)["status"], "NotStarted");
+    assert_eq!(
+        poll(&env, &tenant, &secret, &message)["status"],
+        "NotStarted"
+    );
 
     env.restart();
 
@@ -271,10 +318,23 @@ fn integrations_and_messages_survive_a_restart() {
     // The pending integration keeps its consent state across the restart
     // (only the port in redirect_uri changed, since the server was rebound).
     let consent_after = env.consent_url(&pending, &pending_secret);
-    let state = |url: &str| url.split("state=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let state = |url: &str| {
+        url.split("state=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_string()
+    };
     assert_eq!(state(&consent_before), state(&consent_after));
     let statuses: Vec<String> = (0..2)
-        .map(|_| poll(&env, &tenant, &secret, &message)["status"].as_str().unwrap().into())
+        .map(|_| {
+            poll(&env, &tenant, &secret, &message)["status"]
+                .as_str()
+                .unwrap()
+                .into()
+        })
         .collect();
     assert_eq!(statuses, ["Running", "Completed"]);
     assert_eq!(env.db_count("SELECT COUNT(*) FROM integrations"), 2);
@@ -289,16 +349,25 @@ fn heartbeat_command_beats_for_every_set_up_tenant() {
     }
     let pending = new_tenant();
     env.create(&pending);
-    let never: i64 = env.db_count("SELECT COUNT(*) FROM integrations WHERE last_heartbeat_at IS NULL");
+    let never: i64 =
+        env.db_count("SELECT COUNT(*) FROM integrations WHERE last_heartbeat_at IS NULL");
     assert_eq!(never, 4);
 
     let output = heartbeat_command(&env);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("heartbeat round finished"), "{log}");
 
     for tenant in &tenants {
-        assert_eq!(env.sim.tenant(tenant).unwrap().heartbeats.len(), 1, "{tenant}");
+        assert_eq!(
+            env.sim.tenant(tenant).unwrap().heartbeats.len(),
+            1,
+            "{tenant}"
+        );
         let (at, error): (Option<i64>, Option<String>) = env
             .db()
             .query_row(
@@ -309,10 +378,17 @@ fn heartbeat_command_beats_for_every_set_up_tenant() {
             )
             .unwrap();
         let now = chrono::Utc::now().timestamp();
-        assert!(at.is_some_and(|at| (now - at).abs() < 120), "{tenant}: {at:?}");
+        assert!(
+            at.is_some_and(|at| (now - at).abs() < 120),
+            "{tenant}: {at:?}"
+        );
         assert_eq!(error, None);
     }
-    assert!(env.sim.tenant(&pending).is_none_or(|t| t.heartbeats.is_empty()));
+    assert!(
+        env.sim
+            .tenant(&pending)
+            .is_none_or(|t| t.heartbeats.is_empty())
+    );
 }
 
 #[test]
@@ -325,7 +401,12 @@ fn heartbeat_command_exits_non_zero_when_a_tenant_fails_and_beats_the_others() {
     env.sim.revoke_consent(&bad);
 
     let output = heartbeat_command(&env);
-    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(env.sim.tenant(&good).unwrap().heartbeats.len(), 1);
 
     let error: Option<String> = env

@@ -18,13 +18,23 @@ const FIXTURE_MESSAGE: &str = "4d6c1d8e-0d1e-4f55-9a0b-3a2f3c1b9e77";
 
 /// A captured request with the ids replaced and its framing recomputed.
 fn fixture(name: &str, swaps: &[(&str, &str)]) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/fleet-client-wire/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/fleet-client-wire/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let swap = |text: &str| swaps.iter().fold(text.to_string(), |t, (from, to)| t.replace(from, to));
+    let swap = |text: &str| {
+        swaps
+            .iter()
+            .fold(text.to_string(), |t, (from, to)| t.replace(from, to))
+    };
 
     let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
     let head = swap(head);
-    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         assert!(body.is_empty(), "{name}: only chunked bodies are captured");
         return format!("{head}\r\n\r\n").into_bytes();
     }
@@ -42,7 +52,11 @@ fn fixture(name: &str, swaps: &[(&str, &str)]) -> Vec<u8> {
         rest = &after[size + 2..];
     }
     let payload = swap(&payload);
-    format!("{head}\r\n\r\n{:x}\r\n{payload}\r\n0\r\n\r\n", payload.len()).into_bytes()
+    format!(
+        "{head}\r\n\r\n{:x}\r\n{payload}\r\n0\r\n\r\n",
+        payload.len()
+    )
+    .into_bytes()
 }
 
 /// Sends raw bytes and reads one HTTP/1.1 response (status and body).
@@ -70,7 +84,10 @@ fn exchange(env: &TestEnv, request: &[u8]) -> (u16, String) {
         if name.eq_ignore_ascii_case("content-length") {
             length = value.trim().parse().expect("numeric length");
         }
-        assert!(!name.eq_ignore_ascii_case("transfer-encoding"), "responses have a length");
+        assert!(
+            !name.eq_ignore_ascii_case("transfer-encoding"),
+            "responses have a length"
+        );
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).expect("body");
@@ -95,10 +112,17 @@ fn every_captured_fleet_request_gets_200_and_the_json_the_go_client_reads() {
     let env = TestEnv::start();
     let tenant = new_tenant();
 
-    let created = json_200(&env, "create", &fixture("create.http", &[(FIXTURE_TENANT, &tenant)]));
+    let created = json_200(
+        &env,
+        "create",
+        &fixture("create.http", &[(FIXTURE_TENANT, &tenant)]),
+    );
     assert_eq!(string(&created, "entra_tenant_id"), tenant);
     let secret = string(&created, "fleet_server_secret");
-    let ids = [(FIXTURE_TENANT, tenant.as_str()), (FIXTURE_SECRET, secret.as_str())];
+    let ids = [
+        (FIXTURE_TENANT, tenant.as_str()),
+        (FIXTURE_SECRET, secret.as_str()),
+    ];
 
     let settings = json_200(&env, "settings", &fixture("settings.http", &ids));
     assert_eq!(settings["setup_done"], false);

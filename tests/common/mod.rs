@@ -154,7 +154,9 @@ impl TestEnv {
         if let Some(server) = self.server.take() {
             let ended = self.runtime.block_on(server);
             if !std::thread::panicking() {
-                ended.expect("server task panicked").expect("server ended with an error");
+                ended
+                    .expect("server task panicked")
+                    .expect("server ended with an error");
             }
         }
     }
@@ -174,7 +176,13 @@ impl TestEnv {
     }
 
     /// Sends a request with the given headers (no API key unless given).
-    pub fn send(&self, method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
         let mut request = ureq::http::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -197,12 +205,22 @@ impl TestEnv {
 
     /// `GET` on the proxy with the API key.
     pub fn get(&self, path_and_query: &str) -> Reply {
-        self.send("GET", &self.url(path_and_query), &[("MS-API-Key", API_KEY)], None)
+        self.send(
+            "GET",
+            &self.url(path_and_query),
+            &[("MS-API-Key", API_KEY)],
+            None,
+        )
     }
 
     /// `DELETE` on the proxy with the API key.
     pub fn delete(&self, path_and_query: &str) -> Reply {
-        self.send("DELETE", &self.url(path_and_query), &[("MS-API-Key", API_KEY)], None)
+        self.send(
+            "DELETE",
+            &self.url(path_and_query),
+            &[("MS-API-Key", API_KEY)],
+            None,
+        )
     }
 
     /// `POST` of a JSON body on the proxy with the API key and our Origin.
@@ -250,7 +268,10 @@ impl TestEnv {
     pub fn follow_consent(&self, consent_url: &str) -> Reply {
         let microsoft = self.send("GET", consent_url, &[], None);
         assert_eq!(microsoft.status, 302, "consent page: {}", microsoft.body);
-        let back = microsoft.header("location").expect("a redirect back").to_string();
+        let back = microsoft
+            .header("location")
+            .expect("a redirect back")
+            .to_string();
         assert!(back.starts_with(&self.url("")), "redirected to {back}");
         self.send("GET", &back, &[], None)
     }
