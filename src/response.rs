@@ -69,7 +69,15 @@ pub fn html(status: StatusCode, title: &str, message: &str) -> Response<Body> {
 /// An HTML error page for a browser-facing route.
 pub fn error_html(error: &Error) -> Response<Body> {
     let title = error.status().canonical_reason().unwrap_or("Error");
-    let mut response = html(error.status(), title, &error.public_message());
+    let mut message = error.public_message();
+    // Error texts are written to follow a colon in JSON; a page shows a sentence.
+    if let Some(first) = message.get(..1) {
+        message = format!("{}{}", first.to_uppercase(), &message[1..]);
+    }
+    if !message.ends_with('.') {
+        message.push('.');
+    }
+    let mut response = html(error.status(), title, &message);
     add_error_headers(&mut response, error);
     response
 }

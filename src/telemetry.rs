@@ -3,6 +3,8 @@
 //! Stderr is what systemd's journal and container runtimes collect. The
 //! filter takes `RUST_LOG` syntax, so `info` or `compliance_proxy=debug` work.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Fails on a filter that does not parse.
@@ -10,7 +12,9 @@ pub fn init(format: &str, filter: &str) -> Result<(), String> {
     let filter = EnvFilter::try_new(filter).map_err(|e| format!("{filter:?}: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in the journal or a file.
+        .with_ansi(std::io::stderr().is_terminal());
 
     // A second init (tests start several servers) keeps the first subscriber.
     let _ = match format {

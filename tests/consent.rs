@@ -105,49 +105,49 @@ fn consent_callback_errors_are_html_pages() {
             "no state",
             format!("tenant={tenant}&admin_consent=True"),
             400,
-            "the state parameter is missing",
+            "The state parameter is missing.",
         ),
         (
             "empty state",
             format!("tenant={tenant}&state=&admin_consent=True"),
             400,
-            "the state parameter is missing",
+            "The state parameter is missing.",
         ),
         (
             "no tenant",
             format!("state={state}&admin_consent=True"),
             400,
-            "the tenant parameter is missing",
+            "The tenant parameter is missing.",
         ),
         (
             "tenant not a GUID",
             format!("tenant=contoso&state={state}&admin_consent=True"),
             400,
-            "the tenant parameter is not a GUID",
+            "The tenant parameter is not a GUID.",
         ),
         (
             "unknown state",
             format!("tenant={tenant}&state=0123456789abcdef&admin_consent=True"),
             404,
-            "this consent link is unknown, expired or already used",
+            "This consent link is unknown, expired or already used.",
         ),
         (
             "other tenant",
             format!("tenant={other}&state={state}&admin_consent=True"),
             404,
-            "this consent link is unknown, expired or already used",
+            "This consent link is unknown, expired or already used.",
         ),
         (
             "consent not granted",
             format!("tenant={tenant}&state={state}"),
             400,
-            "admin_consent=True is missing",
+            "The admin_consent=True parameter is missing.",
         ),
         (
             "state twice",
             format!("tenant={tenant}&state={state}&state=x&admin_consent=True"),
             400,
-            "state is given more than once",
+            "The state parameter is given more than once.",
         ),
     ];
     for (name, query, status, text) in cases {
@@ -183,7 +183,7 @@ fn a_used_state_is_refused() {
     assert!(
         reply
             .body
-            .contains("this consent link is unknown, expired or already used")
+            .contains("This consent link is unknown, expired or already used.")
     );
 }
 

@@ -24,7 +24,9 @@ pub async fn callback(app: &App, req: Request<Incoming>) -> Result<Response<Body
             _ => continue,
         };
         if slot.is_some() {
-            return Err(Error::BadRequest(format!("{key} is given more than once")));
+            return Err(Error::BadRequest(format!(
+                "the {key} parameter is given more than once"
+            )));
         }
         *slot = Some(value.into_owned());
     }

@@ -408,7 +408,7 @@ impl Client {
 }
 
 pub(crate) fn record_lookup(cache: &'static str, lookup: Lookup) {
-    tracing::trace!(cache, hit = lookup == Lookup::Hit, "cache lookup");
+    crate::metrics::cache_lookup(cache, lookup == Lookup::Hit);
 }
 
 /// Sorts a ureq failure into "took too long" and "could not talk". The text

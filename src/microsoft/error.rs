@@ -100,6 +100,22 @@ pub enum ErrorKind {
     Worker,
 }
 
+impl ErrorKind {
+    /// A short stable name, used as a metrics label.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorKind::Unreachable(_) => "unreachable",
+            ErrorKind::Timeout(_) => "timeout",
+            ErrorKind::Status { .. } => "status",
+            ErrorKind::Throttled(_) => "throttled",
+            ErrorKind::InBand(_) => "in_band",
+            ErrorKind::NotConsented(_) => "not_consented",
+            ErrorKind::Unexpected(_) => "unexpected",
+            ErrorKind::Worker => "worker",
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -57,9 +57,17 @@ impl Microsoft {
         F: FnOnce(&Client) -> Result<T, MsError> + Send + 'static,
     {
         let client = self.client.clone();
-        tokio::task::spawn_blocking(move || work(&client))
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || work(&client))
             .await
-            .unwrap_or_else(|_| Err(MsError::new(op, ErrorKind::Worker)))
+            .unwrap_or_else(|_| Err(MsError::new(op, ErrorKind::Worker)));
+
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind.name(),
+        };
+        crate::metrics::microsoft_call(op.name(), outcome, started.elapsed());
+        result
     }
 
     pub async fn provision(&self, tenant: Guid, urls: PartnerUrls) -> Result<(), MsError> {

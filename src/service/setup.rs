@@ -75,7 +75,9 @@ impl Service {
             .as_deref()
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         if !approved {
-            return Err(Error::BadRequest("admin_consent=True is missing".into()));
+            return Err(Error::BadRequest(
+                "the admin_consent=True parameter is missing".into(),
+            ));
         }
 
         if !self
