@@ -137,6 +137,10 @@ impl Client {
         if reply.status != 204 && !reply.body.trim().is_empty() {
             let body = reply.json(op)?;
             if let Some(code) = rejected_code(&body) {
+                if code == "404" {
+                    // Intune does not know the tenant at this scale unit any more.
+                    self.forget_endpoints(tenant);
+                }
                 let detail = error_detail(&body).unwrap_or_else(|| "no detail given".into());
                 return Err(MsError::in_band(op, format!("ErrorCode {code}: {detail}")));
             }
