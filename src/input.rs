@@ -109,6 +109,11 @@ impl Fields {
         match media_type.as_str() {
             // Without a Content-Type we assume JSON, which is all Fleet sends.
             "" | "application/json" => self.add_json(body),
+            // `curl -d '{…}'` labels a JSON body as a form; no form body of
+            // ours starts with a brace, so read it as the JSON it is.
+            "application/x-www-form-urlencoded" if body.trim_ascii_start().starts_with(b"{") => {
+                self.add_json(body)
+            }
             "application/x-www-form-urlencoded" => {
                 self.add_form(body);
                 Ok(())

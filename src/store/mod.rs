@@ -49,9 +49,18 @@ impl Store {
     /// This blocks while the first connection is opened, so call it before the
     /// server starts or from a blocking context.
     pub fn open(path: &Path, pool_size: u32) -> Result<Store, StoreError> {
+        // The journal mode is a property of the file: set it once, before the
+        // pool opens connections in parallel and they race to change it.
+        let first = Connection::open(path)?;
+        first.busy_timeout(BUSY_TIMEOUT)?;
+        let _mode: String =
+            first.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        drop(first);
+
         let manager = SqliteConnectionManager::file(path).with_init(configure_connection);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
+            .min_idle(Some(pool_size.min(2)))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
         Ok(Store { pool })
@@ -87,12 +96,11 @@ impl Store {
 fn configure_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
 
-    // WAL lets readers proceed while one writer commits. `synchronous = NORMAL`
-    // keeps the database consistent on power loss but may lose the last few
-    // commits; every row here can be recreated by Fleet retrying, and a full
-    // fsync per device report would cap throughput at the disk's sync rate.
-    let _mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    // In WAL mode (set in `Store::open`) readers proceed while one writer
+    // commits. `synchronous = NORMAL` keeps the database consistent on power
+    // loss but may lose the last few commits; every row here can be recreated
+    // by Fleet retrying, and a full fsync per device report would cap
+    // throughput at the disk's sync rate.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
