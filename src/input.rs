@@ -70,6 +70,39 @@ pub const USER_ID: Field = Field {
     aliases: &["userId", "user_id", "userID"],
 };
 
+/// Deepest JSON nesting accepted. Our inputs are flat objects; the limit keeps
+/// a hostile body from costing a deep recursion in the parser.
+const MAX_JSON_DEPTH: usize = 16;
+
+/// The deepest nesting of arrays and objects in a JSON text, counting only
+/// brackets outside strings. Malformed text gets a number too; the parser
+/// reports what is wrong with it.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// One input value: text from a query string or form, or a JSON value.
 #[derive(Clone, Debug, PartialEq)]
 enum Raw {
@@ -133,6 +166,11 @@ impl Fields {
     }
 
     fn add_json(&mut self, body: &[u8]) -> Result<(), Error> {
+        if nesting_depth(body) > MAX_JSON_DEPTH {
+            return Err(Error::BadRequest(format!(
+                "the JSON body is nested more than {MAX_JSON_DEPTH} levels deep"
+            )));
+        }
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))?;
         let Value::Object(map) = value else {
@@ -337,6 +375,24 @@ mod tests {
         assert_eq!(
             b.required_string(&OS).unwrap_err().to_string(),
             "os is missing"
+        );
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        assert_eq!(nesting_depth(br#"{"a":1}"#), 1);
+        assert_eq!(nesting_depth(br#"{"a":[{"b":[]}]}"#), 4);
+        assert_eq!(nesting_depth(br#"{"a":"[[[[{{{{\"[["}"#), 1);
+        assert_eq!(nesting_depth(b"]]]}}}"), 0);
+
+        let deep = format!("{}{}", "[".repeat(17), "]".repeat(17));
+        let mut f = Fields::default();
+        let err = f
+            .add_body(Some("application/json"), deep.as_bytes())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the JSON body is nested more than 16 levels deep"
         );
     }
 

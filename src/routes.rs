@@ -252,6 +252,16 @@ fn log_error(error: &Error) {
     let status = error.status();
     match error {
         Error::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+        // Graph may echo the user principal name in a user lookup's error, and
+        // UPNs are logged at debug only.
+        Error::Microsoft(e) if e.op == crate::microsoft::Op::LookUpUser => {
+            tracing::warn!(
+                operation = e.op.name(),
+                outcome = e.kind.name(),
+                "microsoft call failed"
+            );
+            tracing::debug!(error = %e, "microsoft call failed");
+        }
         Error::Microsoft(e) => tracing::warn!(error = %e, "microsoft call failed"),
         _ if status.is_server_error() => tracing::warn!(error = %error, "request failed"),
         _ => tracing::debug!(error = %error, "request refused"),

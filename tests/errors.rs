@@ -34,26 +34,9 @@ fn origin() -> (&'static str, String) {
     ("Origin", ORIGIN.to_string())
 }
 
-/// Everything stored, as one comparable snapshot.
-fn snapshot(env: &TestEnv) -> Vec<String> {
-    let db = env.db();
-    let mut rows = Vec::new();
-    for sql in [
-        "SELECT tenant_id || origin || hex(secret_hash) || ifnull(hex(consent_state_hash), '') \
-         || admin_consented || setup_done || ifnull(setup_error, '') FROM integrations",
-        "SELECT message_id || status || ifnull(detail, '') FROM messages",
-    ] {
-        let mut stmt = db.prepare(sql).unwrap();
-        let found = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-        rows.extend(found.map(Result::unwrap));
-    }
-    rows.sort();
-    rows
-}
-
 fn run(env: &TestEnv, cases: Vec<Case>) {
     for case in cases {
-        let before = snapshot(env);
+        let before = env.db_snapshot();
         let headers: Vec<(&str, &str)> =
             case.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let reply = env.send(
@@ -70,7 +53,12 @@ fn run(env: &TestEnv, cases: Vec<Case>) {
             "{}",
             case.name
         );
-        assert_eq!(snapshot(env), before, "{} changed the database", case.name);
+        assert_eq!(
+            env.db_snapshot(),
+            before,
+            "{} changed the database",
+            case.name
+        );
     }
 }
 

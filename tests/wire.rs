@@ -6,9 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-
 use common::*;
 use serde_json::Value;
 
@@ -59,43 +56,8 @@ fn fixture(name: &str, swaps: &[(&str, &str)]) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Sends raw bytes and reads one HTTP/1.1 response (status and body).
-fn exchange(env: &TestEnv, request: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(env.addr).expect("connect");
-    stream.write_all(request).expect("send");
-    let mut reader = BufReader::new(stream);
-
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).expect("status line");
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("header line");
-        if line == "\r\n" {
-            break;
-        }
-        let (name, value) = line.split_once(':').expect("a header");
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse().expect("numeric length");
-        }
-        assert!(
-            !name.eq_ignore_ascii_case("transfer-encoding"),
-            "responses have a length"
-        );
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).expect("body");
-    (status, String::from_utf8(body).expect("UTF-8 body"))
-}
-
 fn json_200(env: &TestEnv, name: &str, request: &[u8]) -> Value {
-    let (status, body) = exchange(env, request);
+    let (status, body) = env.raw(request);
     assert_eq!(status, 200, "{name}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"))
 }

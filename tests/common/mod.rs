@@ -286,6 +286,48 @@ impl TestEnv {
         secret
     }
 
+    /// Sends raw bytes on a new connection and reads one HTTP/1.1 response;
+    /// returns its status and body. For requests a client library refuses to
+    /// build (header injection, broken framing).
+    pub fn raw(&self, request: &[u8]) -> (u16, String) {
+        use std::io::{BufRead, BufReader, Read, Write};
+
+        let mut stream = std::net::TcpStream::connect(self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        stream.write_all(request).expect("send");
+        let mut reader = BufReader::new(stream);
+
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).expect("status line");
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("header line");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').expect("a header");
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().expect("numeric length");
+            }
+            assert!(
+                !name.eq_ignore_ascii_case("transfer-encoding"),
+                "responses have a length"
+            );
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+        (status, String::from_utf8(body).expect("UTF-8 body"))
+    }
+
     /// A read-only connection to the proxy's database, for assertions.
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open_with_flags(
@@ -293,6 +335,27 @@ impl TestEnv {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .expect("database opens")
+    }
+
+    /// Every stored row, as one comparable snapshot (secrets and states as
+    /// their stored hashes, heartbeats and timestamps left out).
+    pub fn db_snapshot(&self) -> Vec<String> {
+        let db = self.db();
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT tenant_id || origin || hex(secret_hash) || ifnull(hex(consent_state_hash), '') \
+             || ifnull(consent_expires_at, '') || admin_consented || provisioned || setup_done \
+             || ifnull(setup_error, '') || ifnull(policy_id, '') FROM integrations",
+            "SELECT message_id || device_id || status || ifnull(detail, '') FROM messages",
+        ] {
+            let mut stmt = db.prepare(sql).expect("snapshot query");
+            let found = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .expect("snapshot rows");
+            rows.extend(found.map(|row| row.expect("snapshot row")));
+        }
+        rows.sort();
+        rows
     }
 
     /// One integer from the database.

@@ -1,0 +1,146 @@
+//! The limits that keep one client (or many) from tying the service up:
+//! header read timeout, request timeout, connection cap, pending cap and age.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use compliance_proxy::simulator::Fault;
+use serde_json::json;
+
+#[test]
+fn a_client_sending_headers_byte_by_byte_is_cut_off_while_others_are_served() {
+    let env = TestEnv::start(); // header timeout: 2 s
+    let mut slow = TcpStream::connect(env.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+
+    let request =
+        b"GET /healthz HTTP/1.1\r\nHost: proxy\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut cut_off = false;
+    for (i, byte) in request.iter().cycle().take(200).enumerate() {
+        if slow.write_all(&[*byte]).is_err() {
+            cut_off = true;
+            break;
+        }
+        if i % 10 == 5 {
+            // Meanwhile, a well-behaved client is served at once.
+            let reply = env.send("GET", &env.url("/healthz"), &[], None);
+            assert_eq!(reply.status, 200);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+
+    // The server closed the connection without answering.
+    let mut answer = Vec::new();
+    let read = slow.read_to_end(&mut answer);
+    assert!(cut_off || read.is_ok(), "{read:?}");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1900),
+        "cut off too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "not cut off: {elapsed:?}"
+    );
+}
+
+#[test]
+fn a_request_that_takes_too_long_gets_503() {
+    let env = TestEnv::start_with(|c| c.limits.request_timeout = Duration::from_secs(1));
+    let tenant = new_tenant();
+    let secret = env.set_up(&tenant);
+    env.sim
+        .add_fault(Fault::on("PUT", "/DataUploadMessages").delay(Duration::from_secs(3)));
+
+    let reply = env.post(
+        "/api/v1/microsoft-compliance-partner/device",
+        &json!({
+            "entraTenantId": tenant, "fleetServerSecret": secret, "deviceId": new_tenant(),
+            "userPrincipalName": "a@example.com", "deviceName": "Mac", "os": "macOS",
+            "osVersion": "15", "compliant": true, "lastCheckInTime": 1,
+        }),
+    );
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.error(), "the request did not finish within 1s");
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let env = TestEnv::start_with(|c| c.limits.max_connections = 1);
+
+    // An idle connection holds the only slot until the header timeout (2 s).
+    let _idle = TcpStream::connect(env.addr).unwrap();
+    let started = Instant::now();
+    let reply = env.send("GET", &env.url("/healthz"), &[], None);
+    assert_eq!(reply.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn pending_integrations_are_capped() {
+    let env = TestEnv::start_with(|c| c.setup.max_pending = 2);
+    env.set_up(&new_tenant()); // finished setups never count
+    let first = new_tenant();
+    env.create(&first);
+    env.create(&new_tenant());
+
+    let third = env.post(API, &json!({ "entraTenantId": new_tenant() }));
+    assert_eq!(third.status, 503, "{}", third.body);
+    assert_eq!(
+        third.error(),
+        "too many integrations are waiting for admin consent; try again later"
+    );
+    assert_eq!(third.header("retry-after"), Some("3600"));
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM integrations"), 3);
+
+    // Re-registering a pending tenant replaces it, so it stays within the cap.
+    env.create(&first);
+    assert_eq!(
+        env.db_count("SELECT COUNT(*) FROM integrations WHERE setup_done = 0"),
+        2
+    );
+}
+
+#[test]
+fn pending_integrations_expire() {
+    let env = TestEnv::start_with(|c| c.setup.max_pending = 1);
+    let old = new_tenant();
+    let secret = env.create(&old);
+
+    // Age the pending row past the 7-day default.
+    let db = rusqlite::Connection::open(&env.db_path).unwrap();
+    db.execute(
+        "UPDATE integrations SET created_at = created_at - 8 * 86400",
+        [],
+    )
+    .unwrap();
+
+    assert_eq!(
+        env.settings(&old, &secret).status,
+        404,
+        "expired rows are gone for Fleet"
+    );
+    let fresh = new_tenant();
+    env.create(&fresh); // the expired row no longer counts, and is deleted
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM integrations"), 1);
+    assert_eq!(
+        env.db_count(&format!(
+            "SELECT COUNT(*) FROM integrations WHERE tenant_id = '{fresh}'"
+        )),
+        1
+    );
+}
