@@ -45,6 +45,20 @@ struct World {
     pending: String,
     pending_secret: String,
     state: String,
+    /// (tenant, state) whose consent was already used to finish setup.
+    used: (String, String),
+    /// (tenant, state) whose consent link is past its lifetime.
+    expired: (String, String),
+}
+
+fn state_of(link: &str) -> String {
+    link.split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn world() -> World {
@@ -55,15 +69,24 @@ fn world() -> World {
     let other_secret = env.set_up(&other);
     let pending = new_tenant();
     let pending_secret = env.create(&pending);
-    let link = env.consent_url(&pending, &pending_secret);
-    let state = link
-        .split("state=")
-        .nth(1)
+    let state = state_of(&env.consent_url(&pending, &pending_secret));
+
+    let used_tenant = new_tenant();
+    let used_secret = env.create(&used_tenant);
+    let used_link = env.consent_url(&used_tenant, &used_secret);
+    assert_eq!(env.follow_consent(&used_link).status, 302);
+
+    let expired_tenant = new_tenant();
+    let expired_secret = env.create(&expired_tenant);
+    let expired_state = state_of(&env.consent_url(&expired_tenant, &expired_secret));
+    rusqlite::Connection::open(&env.db_path)
         .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+        .execute(
+            "UPDATE integrations SET consent_expires_at = consent_expires_at - 90000 \
+             WHERE tenant_id = ?1",
+            [&expired_tenant],
+        )
+        .unwrap();
 
     let reply = env.post(DEVICE, &device_body(&tenant, &secret));
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -78,6 +101,8 @@ fn world() -> World {
         pending,
         pending_secret,
         state,
+        used: (used_tenant, state_of(&used_link)),
+        expired: (expired_tenant, expired_state),
     }
 }
 
@@ -719,6 +744,24 @@ fn consent_cases(w: &World) -> Vec<Case> {
             "consent not granted",
             format!("tenant={p}&state={st}&admin_consent=False"),
             400,
+        ),
+        get(
+            "replayed state",
+            format!("tenant={}&state={}&admin_consent=True", w.used.0, w.used.1),
+            404,
+        ),
+        get(
+            "expired state",
+            format!(
+                "tenant={}&state={}&admin_consent=True",
+                w.expired.0, w.expired.1
+            ),
+            404,
+        ),
+        get(
+            "refusal with an expired state",
+            format!("error=access_denied&state={}", w.expired.1),
+            404,
         ),
         get(
             "state upper-cased",
