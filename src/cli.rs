@@ -35,6 +35,10 @@ enum Command {
     Heartbeat(Box<HeartbeatArgs>),
     /// Create or upgrade the database schema.
     Migrate(MigrateArgs),
+    /// Show registered tenants and their state (never secrets).
+    Tenants(TenantsArgs),
+    /// Write a consistent copy of the database to FILE; safe while `serve` runs.
+    Backup(BackupArgs),
 }
 
 #[derive(Args, Debug)]
@@ -269,6 +273,52 @@ struct MigrateArgs {
     status: bool,
 }
 
+#[derive(Args, Debug)]
+struct TenantsArgs {
+    #[command(subcommand)]
+    command: TenantsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantsCommand {
+    /// One line per tenant: state, origin, last heartbeat.
+    List(ListArgs),
+    /// Everything stored about one tenant, and its messages by status.
+    Show(ShowArgs),
+}
+
+#[derive(Args, Debug)]
+struct ListArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Print JSON (one array) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ShowArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// The Entra tenant id.
+    tenant: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct BackupArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Where to write the copy; replaced atomically if it exists.
+    file: PathBuf,
+}
+
 /// Parses the command line, runs the subcommand, returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -276,6 +326,11 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => &args.common,
         Command::Heartbeat(args) => &args.common,
         Command::Migrate(args) => &args.common,
+        Command::Tenants(args) => match &args.command {
+            TenantsCommand::List(list) => &list.common,
+            TenantsCommand::Show(show) => &show.common,
+        },
+        Command::Backup(args) => &args.common,
     };
     if let Err(e) = crate::telemetry::init(&common.log_format, &common.log_level) {
         eprintln!("compliance-proxy: invalid configuration:\n  --log-level: {e}");
@@ -301,12 +356,22 @@ pub fn main() -> ExitCode {
         Command::Migrate(args) => {
             Ok(runtime.block_on(crate::run::migrate(&args.common.database, args.status)))
         }
+        Command::Tenants(args) => Ok(match args.command {
+            TenantsCommand::List(a) => {
+                runtime.block_on(crate::admin::list(&a.common.database, a.json))
+            }
+            TenantsCommand::Show(a) => {
+                runtime.block_on(crate::admin::show(&a.common.database, &a.tenant, a.json))
+            }
+        }),
+        Command::Backup(args) => {
+            Ok(runtime.block_on(crate::admin::backup(&args.common.database, args.file)))
+        }
     };
 
     match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
-            tracing::error!(error = format!("{e:#}"), "stopped");
             eprintln!("compliance-proxy: {e:#}");
             ExitCode::from(1)
         }

@@ -11,6 +11,7 @@
 //! - [`cli`]: flags and environment → validated configuration; exit codes.
 //! - [`config`]: the configuration types, their validation, secret redaction.
 //! - [`run`]: wiring the parts together for each subcommand.
+//! - [`admin`]: the operator's commands: `tenants list|show`, `backup`.
 //! - [`server`]: accepting connections, limits, graceful shutdown.
 //! - [`routes`]: the route table and what wraps every handler.
 //! - [`handlers`]: one function per endpoint.
@@ -26,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod error;

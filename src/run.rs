@@ -97,6 +97,12 @@ pub async fn serve_on(
         "listening"
     );
 
+    // Under systemd `Type=notify`, say when we serve and when we start stopping.
+    notify_systemd(sd_notify::NotifyState::Ready);
+    let shutdown = async {
+        shutdown.await;
+        notify_systemd(sd_notify::NotifyState::Stopping);
+    };
     crate::server::run(listener, app, &config.limits, shutdown).await;
     let _ = stop_scheduler.send(true);
     if let Some(simulator) = simulator {
@@ -161,7 +167,7 @@ pub async fn migrate(database: &Path, status: bool) -> anyhow::Result<ExitCode> 
 
 /// Opens the database; `serve` also brings its schema up to date, while
 /// `heartbeat` refuses a schema it does not know.
-async fn open_store(database: &Path, migrate: bool) -> anyhow::Result<Store> {
+pub(crate) async fn open_store(database: &Path, migrate: bool) -> anyhow::Result<Store> {
     let path = database.to_path_buf();
     let store = tokio::task::spawn_blocking(move || Store::open(&path, POOL_SIZE))
         .await?
@@ -208,6 +214,13 @@ async fn start_simulator(config: &ServeConfig) -> anyhow::Result<Simulator> {
         "using the SIMULATED Microsoft: nothing reaches a real tenant"
     );
     Ok(simulator)
+}
+
+/// Tells systemd about a state change; a no-op when not run by systemd.
+fn notify_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
 }
 
 /// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).

@@ -191,6 +191,12 @@ impl Simulator {
             .count()
     }
 
+    /// How many requests have arrived, including ones not yet answered (a
+    /// delayed request is in `requests` only once its answer is sent).
+    pub fn arrivals(&self) -> u64 {
+        self.shared.lock().arrivals
+    }
+
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         self.shared.lock().requests.clear();

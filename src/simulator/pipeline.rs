@@ -54,6 +54,7 @@ pub(crate) async fn handle(
 
     let (tenant, fault) = {
         let mut state = shared.lock();
+        state.arrivals += 1;
         let tenant = request_tenant(&state, side, &request);
         let fault = take_matching(
             &mut state.faults,

@@ -202,6 +202,9 @@ pub(crate) struct State {
     pub(crate) tokens: HashMap<String, IssuedToken>,
     pub(crate) messages: HashMap<String, Message>,
     pub(crate) requests: Vec<RecordedRequest>,
+    /// Requests that arrived, counted before any fault or delay; unlike
+    /// `requests`, this includes ones still being answered.
+    pub(crate) arrivals: u64,
     pub(crate) faults: Vec<Fault>,
 }
 
@@ -214,6 +217,7 @@ impl State {
             tokens: HashMap::new(),
             messages: HashMap::new(),
             requests: Vec::new(),
+            arrivals: 0,
             faults: Vec::new(),
         }
     }

@@ -30,7 +30,9 @@ pub struct Integration {
     pub setup_error: Option<String>,
     pub last_heartbeat_at: Option<i64>,
     pub last_heartbeat_error: Option<String>,
+    pub last_heartbeat_attempt_at: Option<i64>,
     pub created_at: i64,
+    pub updated_at: i64,
 }
 
 impl Integration {
@@ -77,7 +79,7 @@ pub struct TenantSummary {
 
 const COLUMNS: &str = "id, tenant_id, origin, secret_hash, consent_nonce, consent_expires_at, \
      admin_consented, provisioned, policy_id, setup_done, setup_error, last_heartbeat_at, \
-     last_heartbeat_error, created_at";
+     last_heartbeat_error, last_heartbeat_attempt_at, created_at, updated_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Integration> {
     let tenant: String = row.get(1)?;
@@ -96,7 +98,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Integration> {
         setup_error: row.get(10)?,
         last_heartbeat_at: row.get(11)?,
         last_heartbeat_error: row.get(12)?,
-        created_at: row.get(13)?,
+        last_heartbeat_attempt_at: row.get(13)?,
+        created_at: row.get(14)?,
+        updated_at: row.get(15)?,
     })
 }
 
@@ -130,6 +134,17 @@ impl Store {
             let sql = format!("SELECT {COLUMNS} FROM integrations WHERE tenant_id = ?1");
             let mut stmt = conn.prepare_cached(&sql)?;
             Ok(stmt.query_row([tenant.to_string()], from_row).optional()?)
+        })
+        .await
+    }
+
+    /// Every integration, oldest first.
+    pub async fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
+        self.run(|conn| {
+            let sql = format!("SELECT {COLUMNS} FROM integrations ORDER BY created_at, id");
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([], from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }

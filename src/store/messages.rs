@@ -109,6 +109,24 @@ impl Store {
         .await
     }
 
+    /// How many messages of the integration are in each status.
+    pub async fn message_counts(
+        &self,
+        integration_id: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT status, COUNT(*) FROM messages WHERE integration_id = ?1 \
+                 GROUP BY status ORDER BY status",
+            )?;
+            let rows = stmt.query_map([integration_id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     /// Deletes messages created before `retention` ago; returns how many.
     pub async fn prune_messages(
         &self,

@@ -6,6 +6,7 @@
 //! tokio's blocking pool. No rusqlite or r2d2 type leaves this module, and no
 //! connection is ever held across an `.await`.
 
+mod backup;
 mod integrations;
 mod messages;
 mod migrate;
@@ -35,6 +36,8 @@ pub enum StoreError {
     Worker(#[from] tokio::task::JoinError),
     #[error("database schema: {0}")]
     Schema(String),
+    #[error("backup: {0}")]
+    Backup(String),
 }
 
 /// A handle to the database; cheap to clone.
