@@ -39,6 +39,8 @@ enum Command {
     Tenants(TenantsArgs),
     /// Write a consistent copy of the database to FILE; safe while `serve` runs.
     Backup(BackupArgs),
+    /// Run the simulated Microsoft alone (for benchmarks and local tools).
+    Simulate(SimulateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -319,6 +321,29 @@ struct BackupArgs {
     file: PathBuf,
 }
 
+#[derive(Args, Debug)]
+struct SimulateArgs {
+    /// Delay added before every answer, like Microsoft's own latency.
+    #[arg(long, default_value = "0ms")]
+    latency: String,
+
+    /// Status polls of an upload that answer a pending status first.
+    #[arg(long, default_value_t = 2)]
+    pending_polls: u32,
+
+    /// Tenants start consented and provisioned (no setup flow needed).
+    #[arg(long)]
+    open_tenants: bool,
+
+    /// Keep no request log; only count arrivals (`GET /_sim/stats`).
+    #[arg(long)]
+    no_request_log: bool,
+
+    /// Log filter.
+    #[arg(long, env = "RUST_LOG", default_value = "warn")]
+    log_level: String,
+}
+
 /// Parses the command line, runs the subcommand, returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -331,6 +356,7 @@ pub fn main() -> ExitCode {
             TenantsCommand::Show(show) => &show.common,
         },
         Command::Backup(args) => &args.common,
+        Command::Simulate(args) => return simulate(args),
     };
     if let Err(e) = crate::telemetry::init(&common.log_format, &common.log_level) {
         eprintln!("compliance-proxy: invalid configuration:\n  --log-level: {e}");
@@ -367,6 +393,7 @@ pub fn main() -> ExitCode {
         Command::Backup(args) => {
             Ok(runtime.block_on(crate::admin::backup(&args.common.database, args.file)))
         }
+        Command::Simulate(_) => unreachable!("handled before the runtime is built"),
     };
 
     match outcome {
@@ -380,6 +407,53 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `simulate`: the simulated Microsoft as its own process. Prints its base
+/// URL on the first line of stdout, then serves until SIGTERM or SIGINT.
+fn simulate(args: &SimulateArgs) -> ExitCode {
+    let mut v = Validator::default();
+    let latency = humantime::parse_duration(args.latency.trim()).unwrap_or_else(|e| {
+        v.problem("--latency", e);
+        std::time::Duration::ZERO
+    });
+    if let Err(e) = v.finish() {
+        eprintln!("compliance-proxy: {e}");
+        return ExitCode::from(2);
+    }
+    let _ = crate::telemetry::init("text", &args.log_level);
+
+    let config = SimConfig {
+        latency,
+        pending_polls: args.pending_polls,
+        open_tenants: args.open_tenants,
+        record_requests: !args.no_request_log,
+        ..SimConfig::default()
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("compliance-proxy: could not start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        match crate::simulator::Simulator::start(config).await {
+            Ok(simulator) => {
+                println!("{}", simulator.base_url());
+                crate::run::shutdown_signal().await;
+                simulator.shutdown().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("compliance-proxy: could not start the simulated Microsoft: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
 }
 
 fn serve_config(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {

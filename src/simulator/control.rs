@@ -4,7 +4,8 @@
 //!
 //! Only the main listener serves it, and its requests are neither recorded
 //! nor subject to faults. Routes (JSON in and out):
-//! - `GET /_sim/requests`, `DELETE /_sim/requests`
+//! - `GET /_sim/requests`, `DELETE /_sim/requests`, `GET /_sim/stats`
+//!   (`{"arrivals": …, "recorded": …}`)
 //! - `POST /_sim/faults` (a rule, see `FaultSpec`), `DELETE /_sim/faults`
 //! - `POST /_sim/reset`, `POST /_sim/expire-tokens`, `POST /_sim/move-endpoints`
 //! - `GET /_sim/tenants/{id}`, `GET /_sim/tenants/{id}/devices/{device id}`
@@ -47,6 +48,13 @@ fn global_route(shared: &Shared, request: &Incoming, route: &[&str]) -> Handled 
     let mut state = shared.lock();
     match (&request.method, route) {
         (&Method::GET, ["requests"]) => Ok(Reply::json(200, &to_json(&state.requests)?)),
+        (&Method::GET, ["stats"]) => Ok(Reply::json(
+            200,
+            &serde_json::json!({
+                "arrivals": state.arrivals,
+                "recorded": state.requests.len(),
+            }),
+        )),
         (&Method::DELETE, ["requests"]) => {
             state.requests.clear();
             Ok(Reply::no_content())

@@ -65,6 +65,15 @@ pub struct SimConfig {
     /// Send `expires_in`/`ext_expires_in` as strings, as Microsoft's v1 token
     /// endpoint does, instead of the v2 endpoint's numbers.
     pub expires_in_as_string: bool,
+    /// Added before every answer (not control requests), like a network and
+    /// service round trip; benchmarks use it.
+    pub latency: Duration,
+    /// Tenants are consented and provisioned on first sight, so heartbeats
+    /// and uploads work without a setup flow (benchmarks seed many tenants).
+    pub open_tenants: bool,
+    /// Keep every request for inspection; benchmarks turn it off and count
+    /// arrivals only.
+    pub record_requests: bool,
 }
 
 impl SimConfig {
@@ -85,6 +94,9 @@ impl Default for SimConfig {
             pending_polls: 2,
             group_name: SimConfig::DEFAULT_GROUP_NAME.to_owned(),
             expires_in_as_string: false,
+            latency: Duration::ZERO,
+            open_tenants: false,
+            record_requests: true,
         }
     }
 }
@@ -99,6 +111,9 @@ impl fmt::Debug for SimConfig {
             .field("pending_polls", &self.pending_polls)
             .field("group_name", &self.group_name)
             .field("expires_in_as_string", &self.expires_in_as_string)
+            .field("latency", &self.latency)
+            .field("open_tenants", &self.open_tenants)
+            .field("record_requests", &self.record_requests)
             .finish()
     }
 }

@@ -64,6 +64,10 @@ pub(crate) async fn handle(
         );
         (tenant, fault)
     };
+    let latency = shared.config.latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let Some(fault) = fault else {
         let reply = routes::dispatch(&shared, side, &request, None);
         return Ok(finish(&shared, &request, tenant, reply));
@@ -136,6 +140,9 @@ fn finish(
 }
 
 fn record(shared: &Shared, request: &Incoming, tenant: Option<String>, status: u16) {
+    if !shared.config.record_requests {
+        return;
+    }
     let headers = request
         .headers
         .iter()

@@ -32,7 +32,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: SimConfig, scale_base: String) -> Shared {
-        let state = State::new(config.group_name.clone(), scale_base);
+        let state = State::new(config.group_name.clone(), scale_base, config.open_tenants);
         Shared {
             config,
             state: Mutex::new(state),
@@ -196,6 +196,8 @@ pub(crate) struct Message {
 #[derive(Debug)]
 pub(crate) struct State {
     group_name: String,
+    /// New tenants start consented and provisioned (see `SimConfig`).
+    open_tenants: bool,
     /// Base URL of the current scale-unit listener, e.g. `http://127.0.0.1:4711`.
     pub(crate) scale_base: String,
     pub(crate) tenants: BTreeMap<String, Tenant>,
@@ -209,9 +211,10 @@ pub(crate) struct State {
 }
 
 impl State {
-    fn new(group_name: String, scale_base: String) -> State {
+    fn new(group_name: String, scale_base: String, open_tenants: bool) -> State {
         State {
             group_name,
+            open_tenants,
             scale_base,
             tenants: BTreeMap::new(),
             tokens: HashMap::new(),
@@ -224,16 +227,25 @@ impl State {
 
     /// Forgets everything except configuration and the current listeners.
     pub(crate) fn reset(&mut self) {
-        let fresh = State::new(self.group_name.clone(), self.scale_base.clone());
+        let fresh = State::new(
+            self.group_name.clone(),
+            self.scale_base.clone(),
+            self.open_tenants,
+        );
         *self = fresh;
     }
 
     /// The tenant with this (lower-case GUID) id, created on first sight.
     pub(crate) fn tenant_mut(&mut self, id: &str) -> &mut Tenant {
-        let group_name = &self.group_name;
-        self.tenants
-            .entry(id.to_owned())
-            .or_insert_with(|| Tenant::new(id, group_name))
+        let (group_name, open) = (&self.group_name, self.open_tenants);
+        self.tenants.entry(id.to_owned()).or_insert_with(|| {
+            let mut tenant = Tenant::new(id, group_name);
+            if open {
+                tenant.consented = true;
+                tenant.provisioned = 1;
+            }
+            tenant
+        })
     }
 
     /// Issues a token and returns it.
