@@ -236,12 +236,13 @@ impl Fields {
         }
     }
 
-    /// An optional boolean: JSON `true`/`false`, or the text `true`/`false`.
+    /// An optional boolean: JSON `true`/`false`, or in a query string or
+    /// form the text `true`/`false`. A JSON string is the wrong type.
     pub fn bool(&self, field: &Field) -> Result<Option<bool>, Error> {
         let text = match self.find(field)? {
             None => return Ok(None),
             Some(Raw::Json(Value::Bool(b))) => return Ok(Some(*b)),
-            Some(Raw::Json(Value::String(s)) | Raw::Text(s)) => s,
+            Some(Raw::Text(s)) => s,
             Some(Raw::Json(_)) => return Err(wrong_type(field, "a boolean")),
         };
         match text.to_ascii_lowercase().as_str() {
@@ -251,21 +252,18 @@ impl Fields {
         }
     }
 
-    /// An optional whole number: a JSON integer or decimal digits.
+    /// An optional whole number: a JSON integer, or in a query string or
+    /// form decimal digits. A JSON string is the wrong type.
     pub fn integer(&self, field: &Field) -> Result<Option<i64>, Error> {
-        match self.find(field)? {
-            None => Ok(None),
-            Some(Raw::Json(Value::Number(n))) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| wrong_type(field, "a whole number")),
-            Some(Raw::Json(Value::String(s)) | Raw::Text(s)) => s
-                .trim()
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| wrong_type(field, "a whole number")),
-            Some(Raw::Json(_)) => Err(wrong_type(field, "a whole number")),
-        }
+        let number = match self.find(field)? {
+            None => return Ok(None),
+            Some(Raw::Json(Value::Number(n))) => n.as_i64(),
+            Some(Raw::Text(s)) => s.trim().parse::<i64>().ok(),
+            Some(Raw::Json(_)) => None,
+        };
+        number
+            .map(Some)
+            .ok_or_else(|| wrong_type(field, "a whole number"))
     }
 }
 

@@ -174,6 +174,18 @@ async fn dispatch(
     path: &str,
     audience: Audience,
 ) -> Result<Response<Body>, Error> {
+    // The method is checked before the key: a wrong method is a 405 for
+    // everyone, whatever their credentials.
+    match find_route(path) {
+        None => {
+            let shown: String = path.chars().take(100).collect();
+            return Err(Error::NotFound(format!("no route for {method} {shown}")));
+        }
+        Some(route) if !route.methods.contains(method) => {
+            return Err(Error::MethodNotAllowed { allow: route.allow });
+        }
+        Some(_) => {}
+    }
     if audience == Audience::Fleet {
         authorize(app, &req)?;
     }
@@ -190,10 +202,7 @@ async fn dispatch(
         (&Method::GET, HEALTHZ) => Ok(handlers::pages::healthz()),
         (&Method::GET, READYZ) => handlers::pages::readyz(app).await,
         (&Method::GET, METRICS) => handlers::pages::metrics(app).await,
-        _ => Err(match find_route(path) {
-            Some(route) => Error::MethodNotAllowed { allow: route.allow },
-            None => Error::NotFound(format!("no route for {method} {}", truncate(path))),
-        }),
+        _ => unreachable!("every route and method pair above has an arm"),
     }
 }
 
@@ -266,10 +275,6 @@ fn log_error(error: &Error) {
         _ if status.is_server_error() => tracing::warn!(error = %error, "request failed"),
         _ => tracing::debug!(error = %error, "request refused"),
     }
-}
-
-fn truncate(path: &str) -> String {
-    path.chars().take(100).collect()
 }
 
 impl App {

@@ -384,6 +384,18 @@ fn device_and_message_refuse_bad_input() {
             "osVersion is missing",
         ),
         device(
+            "compliant as a JSON string",
+            with(json!({"compliant": "true"})),
+            400,
+            "compliant must be a boolean",
+        ),
+        device(
+            "check-in as a JSON string",
+            with(json!({"lastCheckInTime": "1796311486"})),
+            400,
+            "lastCheckInTime must be a whole number",
+        ),
+        device(
             "compliant as text",
             with(json!({"compliant": "yes"})),
             400,
@@ -512,7 +524,8 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
         ("POST", MESSAGE, "GET"),
         ("POST", "/healthz", "GET"),
     ] {
-        let reply = env.send(method, &env.url(path), &[("MS-API-Key", API_KEY)], None);
+        // The method is refused before the key is even looked at.
+        let reply = env.send(method, &env.url(path), &[], None);
         assert_eq!(reply.status, 405, "{method} {path}");
         assert_eq!(reply.header("allow"), Some(allow), "{method} {path}");
         assert_eq!(reply.error(), format!("method not allowed; use {allow}"));
