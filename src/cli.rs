@@ -12,8 +12,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    ConfigError, HeartbeatConfig, MicrosoftSettings, Secret, ServeConfig, ServerLimits,
-    SetupSettings, Validator,
+    HeartbeatConfig, MicrosoftSettings, Secret, ServeConfig, ServerLimits, SetupSettings, Validator,
 };
 use crate::ids::Guid;
 use crate::secrets::ApiKeys;
@@ -53,9 +52,8 @@ struct CommonArgs {
     )]
     database: PathBuf,
 
-    /// Log format.
-    #[arg(long, env = "COMPLIANCE_PROXY_LOG_FORMAT", default_value = "text",
-          value_parser = ["text", "json"])]
+    /// Log format: text or json.
+    #[arg(long, env = "COMPLIANCE_PROXY_LOG_FORMAT", default_value = "text")]
     log_format: String,
 
     /// Log filter: a level (info, debug …) or per-module directives.
@@ -123,9 +121,9 @@ struct RoundArgs {
     #[arg(
         long,
         env = "COMPLIANCE_PROXY_HEARTBEAT_CONCURRENCY",
-        default_value_t = 32
+        default_value = "64"
     )]
-    heartbeat_concurrency: u64,
+    heartbeat_concurrency: String,
 
     /// Age after which upload messages are pruned.
     #[arg(
@@ -174,8 +172,10 @@ struct ServeArgs {
     )]
     api_keys: Vec<String>,
 
-    /// Serve Fleet servers that send no API key (Fleet 4.90 and later).
-    #[arg(long, env = "COMPLIANCE_PROXY_ALLOW_ANONYMOUS")]
+    /// Serve Fleet servers that send no API key (Fleet 4.90 and later). The
+    /// environment variable takes true/false, 1/0, yes/no or on/off.
+    #[arg(long, env = "COMPLIANCE_PROXY_ALLOW_ANONYMOUS",
+          value_parser = clap::builder::BoolishValueParser::new())]
     allow_anonymous: bool,
 
     /// Entra group the compliance policy is assigned to.
@@ -212,7 +212,7 @@ struct ServeArgs {
     #[arg(long, env = "COMPLIANCE_PROXY_REMEDIATE_URL")]
     remediate_url: Option<String>,
 
-    /// When to send heartbeats (cron, UTC; five or six fields), or "off".
+    /// When to send heartbeats: a five-field crontab expression (UTC), or "off".
     #[arg(
         long,
         env = "COMPLIANCE_PROXY_HEARTBEAT_SCHEDULE",
@@ -233,12 +233,12 @@ struct ServeArgs {
     request_timeout: String,
 
     /// Largest request body in bytes.
-    #[arg(long, env = "COMPLIANCE_PROXY_BODY_LIMIT", default_value_t = 65536)]
-    body_limit: u64,
+    #[arg(long, env = "COMPLIANCE_PROXY_BODY_LIMIT", default_value = "65536")]
+    body_limit: String,
 
     /// Most connections served at once.
-    #[arg(long, env = "COMPLIANCE_PROXY_MAX_CONNECTIONS", default_value_t = 4096)]
-    max_connections: u64,
+    #[arg(long, env = "COMPLIANCE_PROXY_MAX_CONNECTIONS", default_value = "4096")]
+    max_connections: String,
 
     /// Time in-flight requests get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "COMPLIANCE_PROXY_SHUTDOWN_TIMEOUT", default_value = "30s")]
@@ -249,8 +249,8 @@ struct ServeArgs {
     consent_ttl: String,
 
     /// Most integrations that may wait for admin consent at once.
-    #[arg(long, env = "COMPLIANCE_PROXY_MAX_PENDING", default_value_t = 1000)]
-    max_pending: u64,
+    #[arg(long, env = "COMPLIANCE_PROXY_MAX_PENDING", default_value = "1000")]
+    max_pending: String,
 }
 
 #[derive(Args, Debug)]
@@ -344,9 +344,42 @@ struct SimulateArgs {
     log_level: String,
 }
 
+/// A consent link must live long enough for an admin to sign in and click.
+const MIN_CONSENT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A subcommand with its settings checked, ready to run.
+enum Job {
+    Serve(Box<ServeConfig>),
+    Heartbeat(Box<HeartbeatConfig>),
+    Migrate {
+        database: PathBuf,
+        status: bool,
+    },
+    List {
+        database: PathBuf,
+        json: bool,
+    },
+    Show {
+        database: PathBuf,
+        tenant: String,
+        json: bool,
+    },
+    Backup {
+        database: PathBuf,
+        file: PathBuf,
+    },
+}
+
 /// Parses the command line, runs the subcommand, returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Simulate(args) = &cli.command {
+        return simulate(args);
+    }
+
+    // Every setting, logging included, is checked before anything starts, and
+    // all problems are reported together.
+    let mut v = Validator::default();
     let common = match &cli.command {
         Command::Serve(args) => &args.common,
         Command::Heartbeat(args) => &args.common,
@@ -356,11 +389,44 @@ pub fn main() -> ExitCode {
             TenantsCommand::Show(show) => &show.common,
         },
         Command::Backup(args) => &args.common,
-        Command::Simulate(args) => return simulate(args),
+        Command::Simulate(_) => unreachable!("returned above"),
     };
-    if let Err(e) = crate::telemetry::init(&common.log_format, &common.log_level) {
-        eprintln!("compliance-proxy: invalid configuration:\n  --log-level: {e}");
+    let log_format = v.choice("--log-format", &common.log_format, &["text", "json"]);
+    let log_filter = v.log_filter("--log-level", &common.log_level);
+    let database = common.database.clone();
+
+    let job = match cli.command {
+        Command::Serve(args) => Job::Serve(Box::new(serve_config(&mut v, &args))),
+        Command::Heartbeat(args) => Job::Heartbeat(Box::new(heartbeat_config(&mut v, &args))),
+        Command::Migrate(args) => Job::Migrate {
+            database,
+            status: args.status,
+        },
+        Command::Tenants(args) => match args.command {
+            TenantsCommand::List(a) => Job::List {
+                database,
+                json: a.json,
+            },
+            TenantsCommand::Show(a) => Job::Show {
+                database,
+                tenant: a.tenant,
+                json: a.json,
+            },
+        },
+        Command::Backup(args) => Job::Backup {
+            database,
+            file: args.file,
+        },
+        Command::Simulate(_) => unreachable!("returned above"),
+    };
+    let warnings = v.warnings();
+    if let Err(e) = v.finish() {
+        eprintln!("compliance-proxy: {e}");
         return ExitCode::from(2);
+    }
+    crate::telemetry::init(log_format, &log_filter);
+    for warning in warnings {
+        tracing::warn!("{warning}");
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -373,38 +439,29 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-
-    let outcome = match cli.command {
-        Command::Serve(args) => serve_config(&args).map(|c| runtime.block_on(crate::run::serve(c))),
-        Command::Heartbeat(args) => {
-            heartbeat_config(&args).map(|c| runtime.block_on(crate::run::heartbeat(c)))
+    let outcome = runtime.block_on(async {
+        match job {
+            Job::Serve(config) => crate::run::serve(*config).await,
+            Job::Heartbeat(config) => crate::run::heartbeat(*config).await,
+            Job::Migrate { database, status } => crate::run::migrate(&database, status).await,
+            Job::List { database, json } => crate::admin::list(&database, json).await,
+            Job::Show {
+                database,
+                tenant,
+                json,
+            } => crate::admin::show(&database, &tenant, json).await,
+            Job::Backup { database, file } => crate::admin::backup(&database, file).await,
         }
-        Command::Migrate(args) => {
-            Ok(runtime.block_on(crate::run::migrate(&args.common.database, args.status)))
-        }
-        Command::Tenants(args) => Ok(match args.command {
-            TenantsCommand::List(a) => {
-                runtime.block_on(crate::admin::list(&a.common.database, a.json))
-            }
-            TenantsCommand::Show(a) => {
-                runtime.block_on(crate::admin::show(&a.common.database, &a.tenant, a.json))
-            }
-        }),
-        Command::Backup(args) => {
-            Ok(runtime.block_on(crate::admin::backup(&args.common.database, args.file)))
-        }
-        Command::Simulate(_) => unreachable!("handled before the runtime is built"),
-    };
+    });
+    // Microsoft calls still running on worker threads (after a shutdown
+    // deadline) must not hold the process open.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
 
     match outcome {
-        Ok(Ok(code)) => code,
-        Ok(Err(e)) => {
+        Ok(code) => code,
+        Err(e) => {
             eprintln!("compliance-proxy: {e:#}");
             ExitCode::from(1)
-        }
-        Err(e) => {
-            eprintln!("compliance-proxy: {e}");
-            ExitCode::from(2)
         }
     }
 }
@@ -417,11 +474,12 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
         v.problem("--latency", e);
         std::time::Duration::ZERO
     });
+    let log_filter = v.log_filter("--log-level", &args.log_level);
     if let Err(e) = v.finish() {
         eprintln!("compliance-proxy: {e}");
         return ExitCode::from(2);
     }
-    let _ = crate::telemetry::init("text", &args.log_level);
+    crate::telemetry::init("text", &log_filter);
 
     let config = SimConfig {
         latency,
@@ -456,9 +514,8 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
     })
 }
 
-fn serve_config(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
-    let mut v = Validator::default();
-    let microsoft = microsoft_settings(&mut v, &args.microsoft, args.simulate_microsoft);
+fn serve_config(v: &mut Validator, args: &ServeArgs) -> ServeConfig {
+    let microsoft = microsoft_settings(v, &args.microsoft, args.simulate_microsoft);
 
     let api_keys: Vec<&str> = args
         .api_keys
@@ -473,21 +530,25 @@ fn serve_config(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
              --allow-anonymous to serve Fleet servers that send none",
         );
     }
-    if let Some(short) = api_keys.iter().find(|k| k.len() < 16) {
-        tracing::warn!(
-            length = short.len(),
-            "an API key is shorter than 16 characters"
-        );
+    for key in &api_keys {
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            v.problem("--api-key", "a key must be printable ASCII without spaces");
+        } else if key.len() < 16 {
+            v.warning(format!(
+                "an API key is {} characters long; use 16 or more",
+                key.len()
+            ));
+        }
     }
 
     let setup = SetupSettings {
         group_name: v.non_empty("--group-name", &args.group_name),
         policy_name: v.non_empty("--policy-name", &args.policy_name),
         policy_description: args.policy_description.trim().to_string(),
-        consent_ttl: v.duration("--consent-ttl", &args.consent_ttl),
+        consent_ttl: v.duration_at_least("--consent-ttl", &args.consent_ttl, MIN_CONSENT_TTL),
         pending_ttl: v.duration("--pending-ttl", &args.round.pending_ttl),
         max_pending: v
-            .positive("--max-pending", args.max_pending)
+            .count("--max-pending", &args.max_pending)
             .min(u32::MAX.into()) as u32,
         message_retention: v.duration("--message-retention", &args.round.message_retention),
         enroll_url: args
@@ -499,16 +560,16 @@ fn serve_config(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
             .as_deref()
             .map(|u| v.base_url("--remediate-url", u)),
     };
-    let body_limit = v.positive("--body-limit", args.body_limit);
+    let body_limit = v.count("--body-limit", &args.body_limit);
     let limits = ServerLimits {
         header_timeout: v.duration("--header-timeout", &args.header_timeout),
         request_timeout: v.duration("--request-timeout", &args.request_timeout),
         body_limit: usize::try_from(body_limit).unwrap_or(usize::MAX),
-        max_connections: v.positive("--max-connections", args.max_connections) as usize,
+        max_connections: v.count("--max-connections", &args.max_connections) as usize,
         shutdown_timeout: v.duration("--shutdown-timeout", &args.shutdown_timeout),
     };
 
-    let config = ServeConfig {
+    ServeConfig {
         database: args.common.database.clone(),
         listen: v.socket_addr("--listen", &args.listen),
         public_url: args
@@ -518,31 +579,24 @@ fn serve_config(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
         api_keys: ApiKeys::new(api_keys),
         allow_anonymous: args.allow_anonymous,
         heartbeat_schedule: v.schedule("--heartbeat-schedule", &args.heartbeat_schedule),
-        heartbeat_concurrency: v
-            .positive("--heartbeat-concurrency", args.round.heartbeat_concurrency)
+        heartbeat_concurrency: v.count("--heartbeat-concurrency", &args.round.heartbeat_concurrency)
             as usize,
         microsoft,
         simulate_microsoft: args.simulate_microsoft,
         setup,
         limits,
-    };
-    v.finish()?;
-    Ok(config)
+    }
 }
 
-fn heartbeat_config(args: &HeartbeatArgs) -> Result<HeartbeatConfig, ConfigError> {
-    let mut v = Validator::default();
-    let config = HeartbeatConfig {
+fn heartbeat_config(v: &mut Validator, args: &HeartbeatArgs) -> HeartbeatConfig {
+    HeartbeatConfig {
         database: args.common.database.clone(),
-        microsoft: microsoft_settings(&mut v, &args.microsoft, false),
-        heartbeat_concurrency: v
-            .positive("--heartbeat-concurrency", args.round.heartbeat_concurrency)
+        microsoft: microsoft_settings(v, &args.microsoft, false),
+        heartbeat_concurrency: v.count("--heartbeat-concurrency", &args.round.heartbeat_concurrency)
             as usize,
         message_retention: v.duration("--message-retention", &args.round.message_retention),
         pending_ttl: v.duration("--pending-ttl", &args.round.pending_ttl),
-    };
-    v.finish()?;
-    Ok(config)
+    }
 }
 
 /// The Microsoft settings; with the simulator, the application defaults to
@@ -570,9 +624,10 @@ fn microsoft_settings(
         }
     };
     let client_secret = match client_secret(v, args) {
-        Some(secret) => secret,
-        None if simulated => Secret::new(defaults.client_secret.clone()),
-        None => {
+        SecretSource::Found(secret) => secret,
+        SecretSource::Unreadable => Secret::new(""),
+        SecretSource::Missing if simulated => Secret::new(defaults.client_secret.clone()),
+        SecretSource::Missing => {
             v.problem("--client-secret", "is required (or --client-secret-file)");
             Secret::new("")
         }
@@ -592,8 +647,16 @@ fn microsoft_settings(
     }
 }
 
+/// Where the client secret came from.
+enum SecretSource {
+    Found(Secret),
+    /// Given, but unusable; the problem is already recorded.
+    Unreadable,
+    Missing,
+}
+
 /// The client secret from the flag, its file, or the systemd credential.
-fn client_secret(v: &mut Validator, args: &MicrosoftArgs) -> Option<Secret> {
+fn client_secret(v: &mut Validator, args: &MicrosoftArgs) -> SecretSource {
     let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
         .map(|dir| Path::new(&dir).join("client-secret"))
         .filter(|path| path.is_file());
@@ -604,31 +667,38 @@ fn client_secret(v: &mut Validator, args: &MicrosoftArgs) -> Option<Secret> {
                 "--client-secret",
                 "give either --client-secret or --client-secret-file",
             );
-            None
+            SecretSource::Unreadable
         }
-        (Some(secret), None) if !secret.trim().is_empty() => Some(Secret::new(secret.trim())),
-        (Some(_), None) => None,
+        (Some(secret), None) => one_line_secret(v, "--client-secret", secret),
         (None, Some(path)) => read_secret(v, path),
-        (None, None) => credential.and_then(|path| read_secret(v, &path)),
+        (None, None) => credential.map_or(SecretSource::Missing, |path| read_secret(v, &path)),
     }
 }
 
-fn read_secret(v: &mut Validator, path: &Path) -> Option<Secret> {
+fn read_secret(v: &mut Validator, path: &Path) -> SecretSource {
     match std::fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => Some(Secret::new(text.trim())),
-        Ok(_) => {
-            v.problem(
-                "--client-secret-file",
-                format!("{} is empty", path.display()),
-            );
-            None
-        }
+        Ok(text) => one_line_secret(v, "--client-secret-file", &text),
         Err(e) => {
             v.problem(
                 "--client-secret-file",
                 format!("cannot read {}: {e}", path.display()),
             );
-            None
+            SecretSource::Unreadable
         }
+    }
+}
+
+/// A secret is one line; surrounding whitespace (a file's final newline) is
+/// dropped. The problem text never includes the value.
+fn one_line_secret(v: &mut Validator, setting: &str, text: &str) -> SecretSource {
+    let secret = text.trim();
+    if secret.is_empty() {
+        v.problem(setting, "the client secret is empty");
+        SecretSource::Unreadable
+    } else if secret.contains(['\r', '\n']) {
+        v.problem(setting, "the client secret must be a single line");
+        SecretSource::Unreadable
+    } else {
+        SecretSource::Found(Secret::new(secret))
     }
 }

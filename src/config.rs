@@ -150,11 +150,35 @@ pub struct ConfigError {
 #[derive(Default)]
 pub struct Validator {
     problems: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Validator {
     pub fn problem(&mut self, setting: &str, message: impl fmt::Display) {
         self.problems.push(format!("{setting}: {message}"));
+    }
+
+    /// Something allowed but worth an operator's attention; logged at start.
+    pub fn warning(&mut self, message: impl Into<String>) {
+        self.warnings.push(message.into());
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+
+    /// A duration no shorter than `minimum`.
+    pub fn duration_at_least(&mut self, setting: &str, text: &str, minimum: Duration) -> Duration {
+        let duration = self.duration(setting, text);
+        if duration < minimum {
+            let shown = humantime::format_duration(minimum);
+            self.problem(
+                setting,
+                format!("{text:?} is shorter than the minimum of {shown}"),
+            );
+            return minimum;
+        }
+        duration
     }
 
     /// A duration such as `500ms`, `30s`, `5m`, `24h` or `7days`.
@@ -181,7 +205,9 @@ impl Validator {
         let ok = match hyper::Uri::from_str(trimmed) {
             Ok(uri) => {
                 matches!(uri.scheme_str(), Some("http" | "https"))
-                    && uri.authority().is_some_and(|a| !a.host().is_empty())
+                    && uri
+                        .authority()
+                        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
                     && uri.query().is_none()
             }
             Err(_) => false,
@@ -205,36 +231,93 @@ impl Validator {
         })
     }
 
-    /// A cron expression, or `off`. Five-field expressions (minute first) are
-    /// accepted as well as the six- and seven-field ones with seconds.
+    /// A crontab expression of five fields (minute, hour, day of month,
+    /// month, day of week; UTC), or `off`.
     pub fn schedule(&mut self, setting: &str, text: &str) -> Option<cron::Schedule> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("off") {
             return None;
         }
 
-        let expression = match text.split_whitespace().count() {
-            5 => format!("0 {text}"),
-            _ => text.to_string(),
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let [minute, hour, day, month, weekday] = fields[..] else {
+            self.problem(
+                setting,
+                format!("{text:?} is not a five-field crontab expression (or \"off\")"),
+            );
+            return None;
         };
-        match cron::Schedule::from_str(&expression) {
-            Ok(schedule) => Some(schedule),
+        // The cron crate counts weekdays from 1 = Sunday and wants seconds
+        // first; crontab counts from 0 (or 7) = Sunday. Names mean the same
+        // in both, so numbers are turned into names.
+        let expression = format!("0 {minute} {hour} {day} {month} {}", weekday_names(weekday));
+        let schedule = match cron::Schedule::from_str(&expression) {
+            Ok(schedule) => schedule,
             Err(e) => {
                 self.problem(
                     setting,
-                    format!("{text:?} is not a cron expression or \"off\" ({e})"),
+                    format!("{text:?} is not a crontab expression ({e})"),
                 );
-                None
+                return None;
+            }
+        };
+        if schedule.upcoming(chrono::Utc).next().is_none() {
+            self.problem(setting, format!("{text:?} never fires"));
+            return None;
+        }
+        Some(schedule)
+    }
+
+    /// A whole number of at least 1.
+    pub fn count(&mut self, setting: &str, text: &str) -> u64 {
+        match text.trim().parse::<u64>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                self.problem(
+                    setting,
+                    format!("{text:?} is not a whole number of at least 1"),
+                );
+                1
             }
         }
     }
 
-    pub fn positive(&mut self, setting: &str, value: u64) -> u64 {
-        if value == 0 {
-            self.problem(setting, "must be at least 1");
-            return 1;
+    /// One of the listed words.
+    pub fn choice(&mut self, setting: &str, text: &str, choices: &[&'static str]) -> &'static str {
+        let text = text.trim();
+        match choices.iter().find(|c| c.eq_ignore_ascii_case(text)) {
+            Some(choice) => choice,
+            None => {
+                self.problem(
+                    setting,
+                    format!("{text:?} is not one of {}", choices.join(", ")),
+                );
+                choices[0]
+            }
         }
-        value
+    }
+
+    /// A log filter: levels (`info`) and per-module directives
+    /// (`compliance_proxy=debug`), comma-separated. A bare word that is not a
+    /// level would silently match no module and turn logging off.
+    pub fn log_filter(&mut self, setting: &str, text: &str) -> String {
+        let bad = text.split(',').map(str::trim).find(|directive| {
+            !directive.contains('=')
+                && directive
+                    .parse::<tracing::level_filters::LevelFilter>()
+                    .is_err()
+        });
+        match (bad, tracing_subscriber::EnvFilter::try_new(text)) {
+            (None, Ok(_)) => text.trim().to_string(),
+            (Some(word), _) => {
+                self.problem(setting, format!("{word:?} is not a level (trace, debug, info, warn, error, off) or module=level"));
+                "info".into()
+            }
+            (None, Err(e)) => {
+                self.problem(setting, format!("{text:?} is not a log filter ({e})"));
+                "info".into()
+            }
+        }
     }
 
     pub fn non_empty(&mut self, setting: &str, text: &str) -> String {
@@ -254,6 +337,30 @@ impl Validator {
             })
         }
     }
+}
+
+/// Crontab weekday numbers (0-7, Sunday twice) as names, leaving steps
+/// (`*/2`) alone: `1-5` becomes `MON-FRI`.
+fn weekday_names(field: &str) -> String {
+    const NAMES: [&str; 8] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
+    let item = |item: &str| {
+        let (base, step) = match item.split_once('/') {
+            Some((base, step)) => (base, Some(step)),
+            None => (item, None),
+        };
+        let named: Vec<String> = base
+            .split('-')
+            .map(|part| match part.parse::<usize>() {
+                Ok(n) if n < NAMES.len() => NAMES[n].to_string(),
+                _ => part.to_string(),
+            })
+            .collect();
+        match step {
+            Some(step) => format!("{}/{step}", named.join("-")),
+            None => named.join("-"),
+        }
+    };
+    field.split(',').map(item).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]
@@ -286,7 +393,7 @@ mod tests {
         v.base_url("--e", "ftp://x");
         v.socket_addr("--f", "localhost");
         v.schedule("--g", "every day");
-        v.positive("--h", 0);
+        v.count("--h", "0");
         let err = v.finish().unwrap_err();
         let names: Vec<_> = err
             .problems
@@ -311,11 +418,36 @@ mod tests {
     }
 
     #[test]
-    fn schedules_accept_five_fields_and_off() {
+    fn schedules_are_crontab_expressions_or_off() {
         let mut v = Validator::default();
         assert!(v.schedule("--s", "30 4 * * *").is_some());
-        assert!(v.schedule("--s", "0 30 4 * * *").is_some());
         assert!(v.schedule("--s", "OFF").is_none());
         v.finish().unwrap();
+
+        let mut v = Validator::default();
+        v.schedule("--s", "0 30 4 * * *");
+        v.schedule("--s", "0 0 30 2 *");
+        v.schedule("--s", "61 * * * *");
+        assert_eq!(v.finish().unwrap_err().problems.len(), 3);
+    }
+
+    #[test]
+    fn weekdays_count_from_sunday_as_in_crontab() {
+        assert_eq!(weekday_names("1-5"), "MON-FRI");
+        assert_eq!(weekday_names("0,6"), "SUN,SAT");
+        assert_eq!(weekday_names("7"), "SUN");
+        assert_eq!(weekday_names("*/2"), "*/2");
+        assert_eq!(weekday_names("1-5/2"), "MON-FRI/2");
+        assert_eq!(weekday_names("MON"), "MON");
+
+        // 2026-12-03 is a Thursday; "5" is the next day, Friday.
+        let mut v = Validator::default();
+        let friday = v.schedule("--s", "17 3 * * 5").unwrap();
+        let after = chrono::DateTime::parse_from_rfc3339("2026-12-03T12:00:00Z").unwrap();
+        let next = friday
+            .after(&after.with_timezone(&chrono::Utc))
+            .next()
+            .unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-12-04T03:17:00+00:00");
     }
 }

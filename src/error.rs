@@ -31,6 +31,9 @@ pub enum Error {
     Conflict(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The client stopped sending its body.
+    #[error("the request body did not arrive within {}", humantime::format_duration(*.0))]
+    BodyTimeout(Duration),
     /// Well-formed, but names something Microsoft does not know.
     #[error("{0}")]
     Unprocessable(String),
@@ -58,6 +61,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Microsoft(e) if e.retry_after().is_some() => StatusCode::SERVICE_UNAVAILABLE,
             Error::Microsoft(_) => StatusCode::BAD_GATEWAY,

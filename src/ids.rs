@@ -106,6 +106,9 @@ impl Origin {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
+        if authority.is_empty() {
+            return Err(OriginError::Host);
+        }
         if authority.contains(['?', '#']) || path.contains(['?', '#']) {
             return Err(OriginError::QueryOrFragment);
         }
@@ -187,6 +190,12 @@ fn is_valid_host(host: &str) -> bool {
         return false;
     }
 
+    // Names made only of digits and dots are IPv4 addresses to every browser,
+    // so they must be valid ones (not `999.999.999.999` or `127.1`).
+    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return host.parse::<std::net::Ipv4Addr>().is_ok();
+    }
+
     // A trailing dot (fully qualified form) is legal in DNS but not worth the
     // ambiguity in a redirect target.
     host.split('.').all(|label| {
@@ -266,6 +275,9 @@ mod tests {
             ),
             ("https://fleet_example.com", OriginError::Host),
             ("https://fleet.example.com.", OriginError::Host),
+            ("http://999.999.999.999", OriginError::Host),
+            ("http://127.1", OriginError::Host),
+            ("https:///fleet.example.com", OriginError::Host),
             ("https://-fleet.example.com", OriginError::Host),
             ("https://fleet%2eexample.com", OriginError::Host),
             ("https://[::1", OriginError::Host),

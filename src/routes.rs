@@ -60,17 +60,18 @@ const fn route(path: &'static str, methods: &'static [Method], allow: &'static s
 }
 
 /// Every route and its methods; the OpenAPI document must list the same.
+/// `HEAD` is answered wherever `GET` is, as a `GET` without its body.
 pub const ROUTES: &[Route] = &[
     route(API, &[Method::POST, Method::DELETE], "POST, DELETE"),
-    route(SETTINGS, &[Method::GET], "GET"),
-    route(CONSENT, &[Method::GET], "GET"),
+    route(SETTINGS, &[Method::GET], "GET, HEAD"),
+    route(CONSENT, &[Method::GET], "GET, HEAD"),
     route(DEVICE, &[Method::POST], "POST"),
-    route(MESSAGE, &[Method::GET], "GET"),
-    route(ENROLL, &[Method::GET], "GET"),
-    route(REMEDIATE, &[Method::GET], "GET"),
-    route(HEALTHZ, &[Method::GET], "GET"),
-    route(READYZ, &[Method::GET], "GET"),
-    route(METRICS, &[Method::GET], "GET"),
+    route(MESSAGE, &[Method::GET], "GET, HEAD"),
+    route(ENROLL, &[Method::GET], "GET, HEAD"),
+    route(REMEDIATE, &[Method::GET], "GET, HEAD"),
+    route(HEALTHZ, &[Method::GET], "GET, HEAD"),
+    route(READYZ, &[Method::GET], "GET, HEAD"),
+    route(METRICS, &[Method::GET], "GET, HEAD"),
 ];
 
 fn find_route(path: &str) -> Option<&'static Route> {
@@ -84,6 +85,8 @@ pub struct App {
     /// Serve requests that present no API key.
     pub allow_anonymous: bool,
     pub body_limit: usize,
+    /// Time a client has to send its whole body once its headers arrived.
+    pub body_timeout: Duration,
     pub request_timeout: Duration,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -174,6 +177,12 @@ async fn dispatch(
     path: &str,
     audience: Audience,
 ) -> Result<Response<Body>, Error> {
+    // HEAD is a GET whose body hyper leaves out.
+    let method = match method {
+        &Method::HEAD => &Method::GET,
+        other => other,
+    };
+
     // The method is checked before the key: a wrong method is a 405 for
     // everyone, whatever their credentials.
     match find_route(path) {
@@ -232,27 +241,46 @@ fn normalize(path: &str) -> &str {
 
 /// Checks the API key: `MS-API-Key: <key>` or `Authorization: Bearer <key>`.
 ///
-/// A presented key must be valid. No key at all is accepted only when the
-/// deployment allows anonymous Fleet servers (Fleet 4.90 and later send none).
+/// Without configured keys an anonymous deployment ignores whatever key a
+/// Fleet server sends (Fleet 4.89 sends one whenever the feature is on). With
+/// keys configured, a presented key must be one of them, and a request with
+/// no key at all passes only when anonymous requests are allowed too.
 fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), Error> {
-    let headers = req.headers();
-    let presented = headers
-        .get("ms-api-key")
-        .map(|v| v.to_str().unwrap_or("\u{0}").trim())
-        .or_else(|| {
-            let value = headers.get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
-            let (scheme, key) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-        });
+    if app.api_keys.is_empty() && app.allow_anonymous {
+        return Ok(());
+    }
 
-    match presented {
-        Some(key) if !key.is_empty() && app.api_keys.accepts(key) => Ok(()),
-        Some(key) if !key.is_empty() => Err(Error::Unauthorized("the API key is not valid".into())),
-        _ if app.allow_anonymous => Ok(()),
-        _ => Err(Error::Unauthorized(
+    let headers = req.headers();
+    let named = headers.get_all("ms-api-key").iter().map(|v| v.as_bytes());
+    let bearer = headers
+        .get_all(hyper::header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| bearer_token(v.as_bytes()));
+    let presented: Vec<&[u8]> = named
+        .chain(bearer)
+        .map(<[u8]>::trim_ascii)
+        .filter(|k| !k.is_empty())
+        .collect();
+
+    let valid = |key: &&[u8]| std::str::from_utf8(key).is_ok_and(|k| app.api_keys.accepts(k));
+    if presented.iter().any(valid) {
+        return Ok(());
+    }
+    match (presented.is_empty(), app.allow_anonymous) {
+        (false, _) => Err(Error::Unauthorized("the API key is not valid".into())),
+        (true, true) => Ok(()),
+        (true, false) => Err(Error::Unauthorized(
             "an API key is required (header MS-API-Key or Authorization: Bearer)".into(),
         )),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value, any scheme case.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let value = value.trim_ascii();
+    let space = value.iter().position(|b| *b == b' ')?;
+    let (scheme, token) = value.split_at(space);
+    scheme.eq_ignore_ascii_case(b"bearer").then_some(token)
 }
 
 /// Logs an error once: server faults at `error`, upstream trouble at `warn`,
@@ -300,7 +328,10 @@ mod tests {
     #[test]
     fn allow_headers_list_each_routes_methods() {
         for route in ROUTES {
-            let methods: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
+            let mut methods: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
+            if route.methods.contains(&Method::GET) {
+                methods.push("HEAD");
+            }
             assert_eq!(route.allow, methods.join(", "), "{}", route.path);
         }
     }

@@ -86,6 +86,7 @@ pub async fn serve_on(
         api_keys: config.api_keys.clone(),
         allow_anonymous: config.allow_anonymous,
         body_limit: config.limits.body_limit,
+        body_timeout: config.limits.header_timeout,
         request_timeout: config.limits.request_timeout,
         metrics: crate::metrics::install(),
     });
@@ -139,6 +140,9 @@ pub async fn heartbeat(config: HeartbeatConfig) -> anyhow::Result<ExitCode> {
 
 /// `migrate`: applies pending schema versions, or with `status` only reports.
 pub async fn migrate(database: &Path, status: bool) -> anyhow::Result<ExitCode> {
+    if status {
+        must_exist(database)?;
+    }
     let store = Store::open(database, 1)
         .with_context(|| format!("could not open the database {}", database.display()))?;
     if status {
@@ -156,18 +160,41 @@ pub async fn migrate(database: &Path, status: bool) -> anyhow::Result<ExitCode> 
     }
 
     let migration = store.migrate().await?;
-    println!(
-        "{}: schema version {} -> {}",
-        database.display(),
-        migration.from,
-        migration.to
-    );
+    if migration.applied_any() {
+        println!(
+            "{}: migrated from schema version {} to {}",
+            database.display(),
+            migration.from,
+            migration.to
+        );
+    } else {
+        println!(
+            "{}: already at schema version {}",
+            database.display(),
+            migration.to
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Commands that only read or use an existing database must not create an
+/// empty one by accident (a mistyped path would then look like "no tenants").
+fn must_exist(database: &Path) -> anyhow::Result<()> {
+    if !database.exists() {
+        bail!(
+            "the database {} does not exist; `compliance-proxy migrate` or `serve` creates it",
+            database.display()
+        );
+    }
+    Ok(())
 }
 
 /// Opens the database; `serve` also brings its schema up to date, while
 /// `heartbeat` refuses a schema it does not know.
 pub(crate) async fn open_store(database: &Path, migrate: bool) -> anyhow::Result<Store> {
+    if !migrate {
+        must_exist(database)?;
+    }
     let path = database.to_path_buf();
     let store = tokio::task::spawn_blocking(move || Store::open(&path, POOL_SIZE))
         .await?

@@ -39,6 +39,9 @@ pub async fn run(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // A client may send its request and close its sending side at once;
+        // it still gets the answer.
+        .half_close(true)
         .keep_alive(true);
 
     tokio::pin!(shutdown);

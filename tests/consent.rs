@@ -257,3 +257,23 @@ fn a_pending_integration_is_replaced_but_a_set_up_one_is_not() {
     assert_eq!(reply.status, 409);
     assert_eq!(env.settings(&tenant, &second).json()["setup_done"], true);
 }
+
+#[test]
+fn concurrent_settings_calls_hand_out_one_working_link() {
+    let env = std::sync::Arc::new(TestEnv::start());
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (env, tenant, secret) = (env.clone(), tenant.clone(), secret.clone());
+            std::thread::spawn(move || env.consent_url(&tenant, &secret))
+        })
+        .collect();
+    let mut links: Vec<String> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+    links.sort();
+    links.dedup();
+    assert_eq!(links.len(), 1, "{links:#?}");
+    assert_eq!(env.follow_consent(&links[0]).status, 302);
+    assert_eq!(env.settings(&tenant, &secret).json()["setup_done"], true);
+}

@@ -519,10 +519,10 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     for (method, path, allow) in [
         ("GET", API, "POST, DELETE"),
         ("PUT", API, "POST, DELETE"),
-        ("POST", SETTINGS, "GET"),
+        ("POST", SETTINGS, "GET, HEAD"),
         ("DELETE", DEVICE, "POST"),
-        ("POST", MESSAGE, "GET"),
-        ("POST", "/healthz", "GET"),
+        ("POST", MESSAGE, "GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD"),
     ] {
         // The method is refused before the key is even looked at.
         let reply = env.send(method, &env.url(path), &[], None);
@@ -530,6 +530,17 @@ fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
         assert_eq!(reply.header("allow"), Some(allow), "{method} {path}");
         assert_eq!(reply.error(), format!("method not allowed; use {allow}"));
     }
+}
+
+#[test]
+fn head_is_answered_wherever_get_is() {
+    let env = TestEnv::start();
+    let reply = env.send("HEAD", &env.url("/healthz"), &[], None);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "");
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let reply = env.send("HEAD", &env.url(SETTINGS), &[("MS-API-Key", API_KEY)], None);
+    assert_eq!(reply.status, 400, "the same checks as GET");
 }
 
 #[test]
@@ -587,4 +598,33 @@ fn health_pages_and_metrics_need_no_key() {
         "{}",
         metrics.body
     );
+}
+
+#[test]
+fn a_keyless_anonymous_deployment_ignores_the_key_old_fleet_servers_send() {
+    let env = TestEnv::start_with(|c| {
+        c.allow_anonymous = true;
+        c.api_keys = compliance_proxy::secrets::ApiKeys::default();
+    });
+    let body = json!({"entraTenantId": new_tenant()}).to_string();
+    let headers = [("Origin", ORIGIN), ("Ms-Api-Key", "example-api-key")];
+    let reply = env.send("POST", &env.url(API), &headers, Some(&body));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[test]
+fn any_one_valid_key_header_is_enough() {
+    let env = TestEnv::start();
+    let body = json!({"entraTenantId": new_tenant()}).to_string();
+    let bearer = format!("Bearer {API_KEY}");
+    for headers in [
+        vec![("MS-API-Key", ""), ("Authorization", bearer.as_str())],
+        vec![("MS-API-Key", "stale"), ("Authorization", bearer.as_str())],
+        vec![("Authorization", "bearer  test-api-key-5c1f0e9d ")],
+    ] {
+        let mut all = headers.clone();
+        all.push(("Origin", ORIGIN));
+        let reply = env.send("POST", &env.url(API), &all, Some(&body));
+        assert_eq!(reply.status, 200, "{headers:?}: {}", reply.body);
+    }
 }

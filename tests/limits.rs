@@ -55,6 +55,23 @@ fn a_client_sending_headers_byte_by_byte_is_cut_off_while_others_are_served() {
 }
 
 #[test]
+fn a_body_that_stops_arriving_gets_408() {
+    let env = TestEnv::start(); // header (and body) timeout: 2 s
+    let request = format!(
+        "POST {API} HTTP/1.1\r\nHost: proxy\r\nMS-API-Key: {API_KEY}\r\nOrigin: {ORIGIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"entraTenant"
+    );
+    let started = Instant::now();
+    let (status, body) = env.raw(request.as_bytes());
+    assert_eq!(status, 408, "{body}");
+    assert_eq!(
+        body,
+        r#"{"error":"the request body did not arrive within 2s"}"#
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+}
+
+#[test]
 fn a_request_that_takes_too_long_gets_503() {
     let env = TestEnv::start_with(|c| c.limits.request_timeout = Duration::from_secs(1));
     let tenant = new_tenant();

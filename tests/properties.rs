@@ -24,8 +24,10 @@ fn guid_text() -> impl Strategy<Value = String> {
         .prop_map(|(a, b, c, d, e)| format!("{a}-{b}-{c}-{d}-{e}"))
 }
 
+/// A DNS label; it starts with a letter, since a name of only digits and
+/// dots is an IPv4 address (tested separately).
 fn label() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?"
+    "[a-zA-Z]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?"
 }
 
 /// A valid origin, and its normalised form.
@@ -95,6 +97,15 @@ proptest! {
             let with_user = format!("{scheme}://user@{rest}");
             prop_assert!(Origin::parse(&with_user).is_err(), "{}", with_user);
         }
+    }
+
+    #[test]
+    fn numeric_hosts_are_accepted_only_as_ipv4_addresses(
+        parts in proptest::collection::vec(0u32..1000, 1..6),
+    ) {
+        let host = parts.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+        let valid = host.parse::<std::net::Ipv4Addr>().is_ok();
+        prop_assert_eq!(Origin::parse(&format!("http://{host}")).is_ok(), valid, "{}", host);
     }
 
     #[test]

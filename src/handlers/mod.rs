@@ -41,7 +41,10 @@ async fn fields(app: &App, req: Request<Incoming>) -> Result<Fields, Error> {
         .map(|v| v.to_str().map(str::to_string))
         .transpose()
         .map_err(|_| Error::BadRequest("the Content-Type header is not readable text".into()))?;
-    let body = input::read_body(req.into_body(), app.body_limit).await?;
+    let read = input::read_body(req.into_body(), app.body_limit);
+    let body = tokio::time::timeout(app.body_timeout, read)
+        .await
+        .map_err(|_| Error::BodyTimeout(app.body_timeout))??;
     fields.add_body(content_type.as_deref(), &body)?;
     Ok(fields)
 }

@@ -67,7 +67,7 @@ impl Service {
                 "an integration for tenant {tenant} is already set up; delete it first"
             ))),
             CreateOutcome::TooManyPending => {
-                tracing::warn!(%tenant, "refused a new integration: too many pending setups");
+                // Logged once, as the refused request.
                 Err(Error::Unavailable {
                     message: "too many integrations are waiting for admin consent; \
                               try again later"
@@ -176,15 +176,20 @@ impl Service {
         let nonce = secrets::random_token()?;
         let state = secrets::consent_state(secret, &nonce);
         let ttl = i64::try_from(self.config.setup.consent_ttl.as_secs()).unwrap_or(i64::MAX);
-        self.store
-            .set_consent_state(
+        let in_effect = self
+            .store
+            .offer_consent_state(
                 integration.id,
                 nonce,
                 secrets::digest(&state),
                 now.saturating_add(ttl),
             )
-            .await?;
-        Ok(state)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound("no integration with this tenant id and secret".into())
+            })?;
+        // Another call may have stored its state first; that one is handed out.
+        Ok(secrets::consent_state(secret, &in_effect))
     }
 
     /// `{login}/{tenant}/adminconsent?client_id=…&state=…&redirect_uri=…`

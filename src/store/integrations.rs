@@ -162,21 +162,39 @@ impl Store {
         .await
     }
 
-    /// Records a freshly minted consent state for an integration.
-    pub async fn set_consent_state(
+    /// Offers a freshly minted consent state for an integration and returns
+    /// the nonce in effect afterwards: the offered one, or the one another
+    /// caller stored first while it is still live, so concurrent `settings`
+    /// calls all hand out the same link. `None` when the row is gone.
+    pub async fn offer_consent_state(
         &self,
         id: i64,
         nonce: String,
         state_hash: Digest,
         expires_at: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         self.run(move |conn| {
-            conn.execute(
+            let now = now();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let stored = tx.execute(
                 "UPDATE integrations SET consent_nonce = ?2, consent_state_hash = ?3, \
-                 consent_expires_at = ?4, updated_at = ?5 WHERE id = ?1",
-                params![id, nonce, &state_hash[..], expires_at, now()],
+                 consent_expires_at = ?4, updated_at = ?5 \
+                 WHERE id = ?1 AND (consent_nonce IS NULL OR consent_expires_at <= ?5)",
+                params![id, nonce, &state_hash[..], expires_at, now],
             )?;
-            Ok(())
+            let in_effect = if stored == 1 {
+                Some(nonce)
+            } else {
+                tx.query_row(
+                    "SELECT consent_nonce FROM integrations WHERE id = ?1",
+                    [id],
+                    |row| row.get::<_, Option<String>>(0),
+                )
+                .optional()?
+                .flatten()
+            };
+            tx.commit()?;
+            Ok(in_effect)
         })
         .await
     }
