@@ -215,7 +215,7 @@ impl Validator {
         if !ok {
             self.problem(
                 setting,
-                format!("{text:?} is not an absolute http(s) URL without query"),
+                format!("{text:?} is not an absolute http(s) URL without user, query or fragment"),
             );
         }
         trimmed.to_string()
