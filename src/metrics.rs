@@ -19,6 +19,7 @@ const INTEGRATIONS: &str = "compliance_proxy_integrations";
 const LAST_HEARTBEAT_ROUND: &str =
     "compliance_proxy_last_successful_heartbeat_round_timestamp_seconds";
 const HEARTBEATS: &str = "compliance_proxy_heartbeats_total";
+const OLDEST_HEARTBEAT: &str = "compliance_proxy_oldest_tenant_heartbeat_timestamp_seconds";
 
 /// Latency buckets from 1 ms to a minute.
 const BUCKETS: &[f64] = &[
@@ -65,10 +66,17 @@ pub fn cache_lookup(cache: &'static str, hit: bool) {
     metrics::counter!(CACHE_LOOKUPS, "cache" => cache, "result" => result).increment(1);
 }
 
-/// The number of integrations in each state, set at scrape time.
-pub fn integrations(pending: u64, set_up: u64) {
+/// Read from the database at scrape time: the number of integrations in
+/// each state, and the oldest last successful heartbeat of a set-up tenant
+/// (0 if one never had one). The latter is right whichever process sends
+/// heartbeats (`serve`'s schedule or a `heartbeat` timer) and survives
+/// restarts, so it is the one to alert on.
+pub fn integrations(pending: u64, set_up: u64, oldest_heartbeat: Option<i64>) {
     metrics::gauge!(INTEGRATIONS, "state" => "pending").set(pending as f64);
     metrics::gauge!(INTEGRATIONS, "state" => "set_up").set(set_up as f64);
+    if let Some(at) = oldest_heartbeat {
+        metrics::gauge!(OLDEST_HEARTBEAT).set(at as f64);
+    }
 }
 
 /// A heartbeat round ended; `all_ok` rounds move the last-success time.

@@ -99,8 +99,8 @@ impl Service {
 
     /// Sets the gauges that are read from storage, just before a scrape.
     pub async fn update_gauges(&self) -> Result<(), crate::Error> {
-        let (pending, set_up) = self.store.count_integrations().await?;
-        crate::metrics::integrations(pending, set_up);
+        let (pending, set_up, oldest_heartbeat) = self.store.integration_counts().await?;
+        crate::metrics::integrations(pending, set_up, oldest_heartbeat);
         Ok(())
     }
 

@@ -300,14 +300,22 @@ impl Store {
         .await
     }
 
-    /// How many integrations are pending and how many are set up.
-    pub async fn count_integrations(&self) -> Result<(u64, u64), StoreError> {
+    /// How many integrations are pending and how many are set up, and the
+    /// oldest last successful heartbeat among set-up tenants (0 when one never
+    /// had one; `None` without set-up tenants).
+    pub async fn integration_counts(&self) -> Result<(u64, u64, Option<i64>), StoreError> {
         self.run(|conn| {
             Ok(conn.query_row(
                 "SELECT COUNT(*) FILTER (WHERE setup_done = 0), \
-                 COUNT(*) FILTER (WHERE setup_done = 1) FROM integrations",
+                 COUNT(*) FILTER (WHERE setup_done = 1), \
+                 MIN(COALESCE(last_heartbeat_at, 0)) FILTER (WHERE setup_done = 1) \
+                 FROM integrations",
                 [],
-                |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
+                |row| {
+                    let pending: i64 = row.get(0)?;
+                    let set_up: i64 = row.get(1)?;
+                    Ok((pending as u64, set_up as u64, row.get(2)?))
+                },
             )?)
         })
         .await
