@@ -45,7 +45,10 @@ usage: cargo bench --bench load -- [options]
   --ready-samples N     starts to time, each fresh and existing   [7]
   --no-table            skip the table
   --no-extras           skip memory, heartbeat and start-up figures
-  --perf DIR            record `perf record -a` during every measured run
+  --perf DIR            run perf during every measured run, output in DIR
+  --perf-args ARGS      perf's arguments; {out}, {proxy}, {sim} are replaced
+                        [record -a -e cpu-clock -F 499 --call-graph dwarf,16384
+                        -o {out}]
   --quick               0ms, 64 connections, 3s runs, 1s warm-up, 1,000
                         heartbeat tenants, 3 start samples (a smoke run)
   --out FILE            also write the report here [target/bench/load.md]";
@@ -66,6 +69,7 @@ struct Options {
     table: bool,
     extras: bool,
     perf: Option<PathBuf>,
+    perf_args: String,
     out: Option<PathBuf>,
     args: Vec<String>,
 }
@@ -86,6 +90,7 @@ impl Options {
             table: true,
             extras: true,
             perf: None,
+            perf_args: "record -a -e cpu-clock -F 499 --call-graph dwarf,16384 -o {out}".into(),
             out: None,
             args: args.clone(),
         };
@@ -120,6 +125,7 @@ impl Options {
                 "--no-table" => o.table = false,
                 "--no-extras" => o.extras = false,
                 "--perf" => o.perf = Some(value()?.into()),
+                "--perf-args" => o.perf_args = value()?,
                 "--out" => o.out = Some(value()?.into()),
                 other => bail!("unknown option {other:?}\n{USAGE}"),
             }
@@ -157,8 +163,14 @@ pub struct Run {
     /// CPU used during the run, in percent of one core.
     pub proxy_cpu: f64,
     pub sim_cpu: f64,
+    pub wrk_cpu: f64,
+    /// Everything else on the machine (other jobs, the kernel's own threads).
+    pub other_cpu: f64,
     /// The whole machine, in percent of one core (200 % = two busy cores).
     pub machine_cpu: f64,
+    /// CPU time per completed request.
+    pub proxy_cpu_per_request: Duration,
+    pub sim_cpu_per_request: Duration,
     pub proxy_memory: Memory,
     pub proxy_threads: u64,
     pub load: String,
@@ -356,12 +368,15 @@ impl Bench<'_> {
         let calls_before = extras::arrivals(&self.agent, self.sim_url)?;
         let (proxy_before, sim_before, machine_before) =
             (proxy.cpu(), sim.cpu(), MachineCpu::now());
-        let perf = self.start_perf(&label)?;
+        let wrk_before = procs::children_cpu_time();
+        let perf = self.start_perf(&label, proxy, sim)?;
         let started = Instant::now();
         let outcome = wrk::run(shape, &script, &self.load, extras::rand_nonce())
             .with_context(|| format!("{label}: measured run"))?;
         let wall = started.elapsed().as_secs_f64();
         let (proxy_after, sim_after, machine_after) = (proxy.cpu(), sim.cpu(), MachineCpu::now());
+        // wrk has been waited for; perf, if any, has not yet.
+        let wrk_after = procs::children_cpu_time();
         let proxy_threads = proxy.threads();
         if let Some(mut perf) = perf {
             let _ = perf.wait();
@@ -372,12 +387,23 @@ impl Bench<'_> {
         let percent = |after: Duration, before: Duration| {
             100.0 * (after.saturating_sub(before)).as_secs_f64() / wall
         };
+        let requests = outcome.requests.max(1) as u32;
+        let machine_cpu = machine_after.busy_since(&machine_before);
+        let (proxy_cpu, sim_cpu) = (
+            percent(proxy_after, proxy_before),
+            percent(sim_after, sim_before),
+        );
+        let wrk_cpu = percent(wrk_after, wrk_before);
         let run = Run {
             label,
-            calls_per_request: calls as f64 / outcome.requests.max(1) as f64,
-            proxy_cpu: percent(proxy_after, proxy_before),
-            sim_cpu: percent(sim_after, sim_before),
-            machine_cpu: machine_after.busy_since(&machine_before),
+            calls_per_request: calls as f64 / f64::from(requests),
+            proxy_cpu_per_request: proxy_after.saturating_sub(proxy_before) / requests,
+            sim_cpu_per_request: sim_after.saturating_sub(sim_before) / requests,
+            proxy_cpu,
+            sim_cpu,
+            wrk_cpu,
+            other_cpu: (machine_cpu - proxy_cpu - sim_cpu - wrk_cpu).max(0.0),
+            machine_cpu,
             proxy_memory: proxy.memory(),
             proxy_threads,
             load: procs::load_average(),
@@ -392,27 +418,30 @@ impl Bench<'_> {
         std::thread::sleep(self.latency * 2 + Duration::from_millis(300));
     }
 
-    /// `perf record -a` for the length of a measured run, when asked for.
-    fn start_perf(&self, label: &str) -> anyhow::Result<Option<Child>> {
+    /// perf for the length of a measured run, when asked for. The process
+    /// ids go beside its output, for `perf report --pid`.
+    fn start_perf(&self, label: &str, proxy: &Proc, sim: &Proc) -> anyhow::Result<Option<Child>> {
         let Some(dir) = &self.options.perf else {
             return Ok(None);
         };
         std::fs::create_dir_all(dir)?;
-        let output = dir.join(format!("{}.data", label.replace('/', "-")));
+        let name = label.replace('/', "-");
+        let pids = format!("proxy={}\nsimulator={}\n", proxy.pid(), sim.pid());
+        std::fs::write(dir.join(format!("{name}.pids")), pids)?;
+        let out = dir.join(format!("{name}.data"));
+        let args: Vec<String> = self
+            .options
+            .perf_args
+            .split_whitespace()
+            .map(|arg| {
+                arg.replace("{out}", &out.to_string_lossy())
+                    .replace("{proxy}", &proxy.pid().to_string())
+                    .replace("{sim}", &sim.pid().to_string())
+            })
+            .collect();
         let seconds = self.options.duration.as_secs().max(1).to_string();
         let child = Command::new("perf")
-            .args([
-                "record",
-                "-a",
-                "-e",
-                "cpu-clock",
-                "-F",
-                "499",
-                "--call-graph",
-                "dwarf,16384",
-            ])
-            .arg("-o")
-            .arg(&output)
+            .args(&args)
             .args(["--", "sleep", &seconds])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

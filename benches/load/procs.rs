@@ -99,23 +99,36 @@ fn status_field(pid: u32, name: &str) -> Option<u64> {
     line[name.len()..].split_whitespace().next()?.parse().ok()
 }
 
-/// utime + stime of a process, from `/proc/<pid>/stat` (clock ticks of 10 ms,
-/// the kernel's USER_HZ on every Linux this runs on).
+/// utime + stime of a process, from `/proc/<pid>/stat`.
 pub fn cpu_time(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    stat_ticks(&format!("/proc/{pid}/stat"), 11)
+}
+
+/// CPU time of this process's children that have been waited for (wrk and
+/// perf): cutime + cstime of `/proc/self/stat`.
+pub fn children_cpu_time() -> Duration {
+    stat_ticks("/proc/self/stat", 13)
+}
+
+/// The sum of two adjacent clock-tick fields of a `stat` file, counted from
+/// the field after the command name (ticks of 10 ms, the kernel's USER_HZ
+/// on every Linux this runs on).
+fn stat_ticks(path: &str, first: usize) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return Duration::ZERO;
     };
     // The command name may contain spaces; fields resume after its ')'.
+    // There the state is field 3, so utime (14) is index 11 and cutime
+    // (16) is index 13.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After ')': state is field 3, so utime (14) and stime (15) are 11 and 12.
     let ticks = |i: usize| {
         fields
             .get(i)
             .and_then(|f| f.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    Duration::from_millis((ticks(first) + ticks(first + 1)) * 10)
 }
 
 /// Busy and total jiffies of the whole machine, from `/proc/stat`.

@@ -77,6 +77,10 @@ fn rate(per_second: f64) -> String {
     out
 }
 
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
 }
@@ -86,7 +90,8 @@ pub fn progress(run: &Run) -> String {
     let o = &run.outcome;
     format!(
         "  {:<28} {:>8} req/s  p50 {:>7} ms  p99 {:>7} ms  errors {:>5}  calls/req {:.2}  \
-         cpu proxy {:.0}% sim {:.0}% machine {:.0}%  rss {} MiB  load {}",
+         cpu proxy {:.0}% sim {:.0}% wrk {:.0}% other {:.0}%  proxy {:.0} µs/req  rss {} MiB  \
+         load {}",
         run.label,
         rate(o.per_second),
         ms(o.p50),
@@ -95,7 +100,9 @@ pub fn progress(run: &Run) -> String {
         run.calls_per_request,
         run.proxy_cpu,
         run.sim_cpu,
-        run.machine_cpu,
+        run.wrk_cpu,
+        run.other_cpu,
+        micros(run.proxy_cpu_per_request),
         mib(run.proxy_memory.rss_kib),
         run.load
     )
@@ -141,7 +148,11 @@ pub fn render(options: &Options, machine: &Machine, results: &Results, took: Dur
     let _ = writeln!(
         out,
         "- MS calls/op: simulator arrivals during the run ÷ requests wrk completed. CPU: share \
-         of one core during the run (the machine has {} cores, so {} % is all of it)\n",
+         of one core during the run (the machine has {} cores, so {} % is all of it); CPU µs/op: \
+         the proxy's user + system time during the run ÷ requests completed; \"other\" is the \
+         machine's busy time less the proxy, the simulator and wrk (other jobs on this machine, \
+         perf, the kernel's own threads). Load: the one-minute load average after the run; it \
+         counts the proxy's own runnable threads too\n",
         machine.cores,
         machine.cores * 100
     );
@@ -169,9 +180,9 @@ fn table(out: &mut String, scenarios: &[Scenario]) {
         out,
         "| sim latency | conns | operation | proxy req/s | p50 ms | p99 ms | baseline | req/s | \
          p50 ms | p99 ms | req/s proxy/base | p50 added ms | MS calls/op | errors | CPU % proxy \
-         / sim / machine | proxy RSS / peak MiB | load |"
+         / sim / wrk / other | proxy CPU µs/op | proxy RSS / peak MiB | load |"
     );
-    let _ = writeln!(out, "|{}", "---|".repeat(17));
+    let _ = writeln!(out, "|{}", "---|".repeat(18));
     for s in scenarios {
         for (op, run) in &s.ops {
             let base = baseline_of(s, *op);
@@ -192,7 +203,7 @@ fn table(out: &mut String, scenarios: &[Scenario]) {
             let _ = writeln!(
                 out,
                 "| {} ms | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | \
-                 {:.0} / {:.0} / {:.0} | {} / {} | {} |",
+                 {:.0} / {:.0} / {:.0} / {:.0} | {:.0} | {} / {} | {} |",
                 s.latency.as_millis(),
                 s.concurrency,
                 op.name(),
@@ -209,7 +220,9 @@ fn table(out: &mut String, scenarios: &[Scenario]) {
                 o.errors(),
                 run.proxy_cpu,
                 run.sim_cpu,
-                run.machine_cpu,
+                run.wrk_cpu,
+                run.other_cpu,
+                micros(run.proxy_cpu_per_request),
                 mib(run.proxy_memory.rss_kib),
                 mib(run.proxy_memory.peak_kib),
                 run.load
@@ -326,10 +339,10 @@ fn targets(out: &mut String, results: &Results) {
         .iter()
         .map(|r| {
             let text = format!("{}: peak {} MiB", r.what, mib(r.peak_kib));
-            (text, r.peak_kib <= 50 * 1024)
+            (text, r.peak_kib * 1024 <= 50_000_000)
         })
         .collect();
-    row("RSS ≤ 50 MB with 1,000 open connections", rss);
+    row("RSS ≤ 50 MB (47.7 MiB) with 1,000 open connections", rss);
 
     let rounds = results
         .heartbeats
@@ -475,9 +488,10 @@ fn raw_runs(out: &mut String, scenarios: &[Scenario]) {
     let _ = writeln!(
         out,
         "| run | requests | req/s | p50 ms | p90 ms | p99 ms | non-2xx | socket errors | \
-         arrivals/req | CPU % proxy | CPU % sim | CPU % machine | proxy threads | load |"
+         arrivals/req | CPU % proxy | CPU % sim | CPU % wrk | CPU % other | CPU % machine | CPU \
+         µs/req proxy | CPU µs/req sim | proxy threads | load |"
     );
-    let _ = writeln!(out, "|{}", "---|".repeat(14));
+    let _ = writeln!(out, "|{}", "---|".repeat(18));
     for s in scenarios {
         let baselines = s.baselines.iter().map(|(b, r)| (b.slug(), r));
         let ops = s.ops.iter().map(|(o, r)| (o.slug(), r));
@@ -485,7 +499,8 @@ fn raw_runs(out: &mut String, scenarios: &[Scenario]) {
             let o = &run.outcome;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | \
+                 {:.0} | {:.0} | {:.0} | {} | {} |",
                 run.label,
                 o.requests,
                 rate(o.per_second),
@@ -497,7 +512,11 @@ fn raw_runs(out: &mut String, scenarios: &[Scenario]) {
                 run.calls_per_request,
                 run.proxy_cpu,
                 run.sim_cpu,
+                run.wrk_cpu,
+                run.other_cpu,
                 run.machine_cpu,
+                micros(run.proxy_cpu_per_request),
+                micros(run.sim_cpu_per_request),
                 run.proxy_threads,
                 run.load
             );
