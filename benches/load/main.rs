@@ -199,6 +199,12 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    // `cargo bench` passes --bench; `cargo test --benches` does not, and a
+    // ten-minute load run has no place in a test run.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("load: not run (no --bench); use `cargo bench --bench load` or bench/run");
+        return ExitCode::SUCCESS;
+    }
     let options = match Options::parse(std::env::args().skip(1).collect()) {
         Ok(options) => options,
         Err(e) => {
