@@ -215,7 +215,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(settings: MicrosoftSettings) -> Client {
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_global(Some(settings.timeout))
@@ -223,8 +223,12 @@ impl Client {
             .user_agent(concat!("compliance-proxy/", env!("CARGO_PKG_VERSION")))
             .max_idle_connections(256)
             .max_idle_connections_per_host(64)
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            super::resolve::CachingResolver::default(),
+        );
         Client {
             agent,
             settings,

@@ -13,6 +13,7 @@
 //! - `device`: user lookup, upload, upload status, Windows update;
 //! - `encode`: how caller input is put into URLs;
 //! - `cache`: the single-flight expiring cache;
+//! - `resolve`: host name resolution without a thread per call;
 //! - `error`: readable errors.
 
 mod auth;
@@ -22,6 +23,7 @@ mod device;
 mod discovery;
 mod encode;
 mod error;
+mod resolve;
 mod tenant;
 
 use std::sync::Arc;
