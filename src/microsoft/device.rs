@@ -58,14 +58,21 @@ pub struct UploadStatus {
 }
 
 impl Client {
+    /// The user's object id if it was looked up recently. Never blocks on
+    /// the network, so it may be called from async code.
+    pub fn cached_user_id(&self, tenant: Guid, upn: &str) -> Option<Guid> {
+        let id = self.users.peek(&(tenant, upn.to_lowercase()))?;
+        record_lookup("users", super::cache::Lookup::Hit);
+        Some(id)
+    }
+
     /// The object id of the user with this principal name; `None` when Graph
     /// has no such user.
     pub fn user_id(&self, tenant: Guid, upn: &str) -> Result<Option<Guid>, MsError> {
-        let key = (tenant, upn.to_lowercase());
-        if let Some(id) = self.users.peek(&key) {
-            record_lookup("users", super::cache::Lookup::Hit);
+        if let Some(id) = self.cached_user_id(tenant, upn) {
             return Ok(Some(id));
         }
+        let key = (tenant, upn.to_lowercase());
 
         let op = Op::LookUpUser;
         let path = format!("/v1.0/{}", user_segment(upn));

@@ -113,6 +113,10 @@ impl Microsoft {
     }
 
     pub async fn user_id(&self, tenant: Guid, upn: String) -> Result<Option<Guid>, MsError> {
+        // A cached id needs no worker thread: most pushes end here.
+        if let Some(id) = self.client.cached_user_id(tenant, &upn) {
+            return Ok(Some(id));
+        }
         self.run(Op::LookUpUser, move |c| c.user_id(tenant, &upn))
             .await
     }
