@@ -109,6 +109,15 @@ struct MicrosoftArgs {
     )]
     microsoft_connect_timeout: String,
 
+    /// Most Microsoft calls in flight at once. Each holds a worker thread
+    /// while it waits for Microsoft; further calls queue.
+    #[arg(
+        long,
+        env = "COMPLIANCE_PROXY_MICROSOFT_CONCURRENCY",
+        default_value = "256"
+    )]
+    microsoft_concurrency: String,
+
     /// Longest Retry-After to wait out; longer ones reach Fleet as 503.
     #[arg(long, env = "COMPLIANCE_PROXY_RETRY_AFTER_CAP", default_value = "10s")]
     retry_after_cap: String,
@@ -429,8 +438,17 @@ pub fn main() -> ExitCode {
         tracing::warn!("{warning}");
     }
 
+    // Blocking threads: one per Microsoft call allowed in flight, one per
+    // database connection, and a few for everything else (file I/O, DNS).
+    let microsoft_calls = match &job {
+        Job::Serve(config) => config.microsoft.max_calls,
+        Job::Heartbeat(config) => config.microsoft.max_calls,
+        _ => 0,
+    };
+    let blocking_threads = microsoft_calls + crate::run::POOL_SIZE as usize + 16;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(blocking_threads)
         .build()
     {
         Ok(runtime) => runtime,
@@ -644,6 +662,7 @@ fn microsoft_settings(
             &args.microsoft_connect_timeout,
         ),
         retry_after_cap: v.duration("--retry-after-cap", &args.retry_after_cap),
+        max_calls: v.count("--microsoft-concurrency", &args.microsoft_concurrency) as usize,
     }
 }
 

@@ -50,6 +50,8 @@ pub struct MicrosoftSettings {
     pub connect_timeout: Duration,
     /// Longest `Retry-After` we wait out before telling Fleet to come back later.
     pub retry_after_cap: Duration,
+    /// Most Microsoft calls in flight at once; each holds a worker thread.
+    pub max_calls: usize,
 }
 
 /// What the setup flow creates in a tenant, and how long its pieces live.
@@ -377,6 +379,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             retry_after_cap: Duration::from_secs(1),
+            max_calls: 1,
         };
         let shown = format!("{settings:?}");
         assert!(!shown.contains("very-secret-value"), "{shown}");

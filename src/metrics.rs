@@ -41,6 +41,19 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Folds recorded histogram samples into their buckets every second.
+///
+/// The exporter keeps every sample until upkeep runs; without it, memory
+/// would grow with traffic for as long as nobody scrapes `/metrics`.
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// The current metrics in Prometheus text format.
 pub fn render(handle: &PrometheusHandle) -> String {
     handle.run_upkeep();

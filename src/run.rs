@@ -21,7 +21,7 @@ use crate::simulator::{SimConfig, Simulator};
 use crate::store::{LATEST_VERSION, Store};
 
 /// Database connections in the pool; SQLite serialises writers anyway.
-const POOL_SIZE: u32 = 16;
+pub(crate) const POOL_SIZE: u32 = 16;
 
 /// `serve`: binds the configured address and serves until SIGTERM or SIGINT.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
@@ -81,6 +81,10 @@ pub async fn serve_on(
         tracing::info!("heartbeat schedule is off; run `compliance-proxy heartbeat` externally");
     }
 
+    let metrics = crate::metrics::install();
+    if let Some(handle) = metrics.clone() {
+        tokio::spawn(crate::metrics::upkeep(handle));
+    }
     let app = Arc::new(App {
         service,
         api_keys: config.api_keys.clone(),
@@ -88,7 +92,7 @@ pub async fn serve_on(
         body_limit: config.limits.body_limit,
         body_timeout: config.limits.header_timeout,
         request_timeout: config.limits.request_timeout,
-        metrics: crate::metrics::install(),
+        metrics,
     });
     tracing::info!(
         address = %local,

@@ -221,8 +221,16 @@ impl Client {
             .timeout_global(Some(settings.timeout))
             .timeout_connect(Some(settings.connect_timeout))
             .user_agent(concat!("compliance-proxy/", env!("CARGO_PKG_VERSION")))
-            .max_idle_connections(256)
-            .max_idle_connections_per_host(64)
+            // Microsoft's answers are a few kilobytes; ureq's 128 KiB buffers
+            // per connection would cost tens of megabytes at hundreds of
+            // calls in flight.
+            .max_response_header_size(8 * 1024)
+            .input_buffer_size(8 * 1024)
+            .output_buffer_size(8 * 1024)
+            // Keep enough idle connections that a burst of calls to one
+            // Microsoft host reuses them instead of opening new ones.
+            .max_idle_connections(512)
+            .max_idle_connections_per_host(256)
             .build();
         let agent = ureq::Agent::with_parts(
             config,

@@ -40,12 +40,18 @@ use crate::ids::Guid;
 #[derive(Clone)]
 pub struct Microsoft {
     client: Arc<Client>,
+    /// One permit per call in flight: a slow Microsoft then queues calls
+    /// here instead of taking every thread of the blocking pool, which the
+    /// database needs too.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Microsoft {
     pub fn new(settings: MicrosoftSettings) -> Microsoft {
+        let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_calls.max(1)));
         Microsoft {
             client: Arc::new(Client::new(settings)),
+            permits,
         }
     }
 
@@ -60,9 +66,19 @@ impl Microsoft {
     {
         let client = self.client.clone();
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || work(&client))
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .unwrap_or_else(|_| Err(MsError::new(op, ErrorKind::Worker)));
+            .expect("the call semaphore is never closed");
+        let result = tokio::task::spawn_blocking(move || {
+            // Held until the call ends, even if the caller stops waiting.
+            let _permit = permit;
+            work(&client)
+        })
+        .await
+        .unwrap_or_else(|_| Err(MsError::new(op, ErrorKind::Worker)));
 
         let outcome = match &result {
             Ok(_) => "ok",

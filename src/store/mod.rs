@@ -12,7 +12,10 @@ mod messages;
 mod migrate;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -44,6 +47,10 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    /// One permit per pooled connection. Work waits for a connection here,
+    /// asynchronously, instead of parking a blocking-pool thread inside
+    /// r2d2, so a burst of requests cannot grow the thread pool.
+    permits: Arc<Semaphore>,
 }
 
 impl Store {
@@ -66,7 +73,10 @@ impl Store {
             .min_idle(Some(pool_size.min(2)))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            permits: Arc::new(Semaphore::new(pool_size as usize)),
+        })
     }
 
     /// Runs `work` on the blocking pool with one pooled connection.
@@ -76,9 +86,16 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the connection semaphore is never closed");
         tokio::task::spawn_blocking(move || {
-            // `get` blocks while the pool is empty, so it belongs inside the
-            // blocking task too.
+            let _permit = permit;
+            // With a permit a connection is free, but `get` may still block
+            // while the pool opens one, so it stays inside the blocking task.
             let mut conn = pool.get()?;
             work(&mut conn)
         })
@@ -106,6 +123,10 @@ fn configure_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     // throughput at the disk's sync rate.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every pooled connection has its own page cache, 2 MiB by default; the
+    // working set (integrations and recent messages) is far smaller, and the
+    // operating system caches the file anyway.
+    conn.pragma_update(None, "cache_size", -512)?;
     Ok(())
 }
 

@@ -392,6 +392,7 @@ fn test_config(sim: &Simulator, sim_config: &SimConfig, database: PathBuf) -> Se
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             retry_after_cap: Duration::from_secs(3),
+            max_calls: 64,
         },
         simulate_microsoft: false,
         setup: SetupSettings {
