@@ -123,7 +123,7 @@ impl Store {
         &self,
         new: NewIntegration,
     ) -> Result<CreateOutcome, StoreError> {
-        self.run(move |conn| create(conn, &new)).await
+        self.write(move |conn| create(conn, &new)).await
     }
 
     pub async fn integration_by_tenant(
@@ -173,7 +173,7 @@ impl Store {
         state_hash: Digest,
         expires_at: i64,
     ) -> Result<Option<String>, StoreError> {
-        self.run(move |conn| {
+        self.write(move |conn| {
             let now = now();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let stored = tx.execute(
@@ -210,7 +210,7 @@ impl Store {
         consented: bool,
         error: Option<String>,
     ) -> Result<bool, StoreError> {
-        self.run(move |conn| {
+        self.write(move |conn| {
             let changed = conn.execute(
                 "UPDATE integrations SET consent_nonce = NULL, consent_state_hash = NULL, \
                  consent_expires_at = NULL, admin_consented = admin_consented OR ?3, \
@@ -225,7 +225,7 @@ impl Store {
 
     /// Notes that the tenant is now provisioned at Microsoft.
     pub async fn mark_provisioned(&self, id: i64) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "UPDATE integrations SET provisioned = 1, updated_at = ?2 WHERE id = ?1",
                 params![id, now()],
@@ -237,7 +237,7 @@ impl Store {
 
     /// Writes how a setup run ended.
     pub async fn finish_setup(&self, id: i64, outcome: SetupOutcome) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.write(move |conn| {
             let (done, policy, error) = match outcome {
                 SetupOutcome::Done { policy_id } => (true, Some(policy_id.to_string()), None),
                 SetupOutcome::Failed { error } => (false, None, Some(error)),
@@ -254,7 +254,7 @@ impl Store {
 
     /// Deletes an integration and, through the foreign key, its messages.
     pub async fn delete_integration(&self, id: i64) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.write(move |conn| {
             conn.execute("DELETE FROM integrations WHERE id = ?1", [id])?;
             Ok(())
         })
@@ -285,7 +285,7 @@ impl Store {
         at: i64,
         result: Result<(), String>,
     ) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.write(move |conn| {
             let (ok_at, error) = match result {
                 Ok(()) => (Some(at), None),
                 Err(e) => (None, Some(e)),
@@ -326,7 +326,7 @@ impl Store {
         &self,
         pending_ttl: std::time::Duration,
     ) -> Result<usize, StoreError> {
-        self.run(move |conn| Ok(expire(conn, cutoff(now(), pending_ttl))?))
+        self.write(move |conn| Ok(expire(conn, cutoff(now(), pending_ttl))?))
             .await
     }
 }

@@ -52,7 +52,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
 
 impl Store {
     pub async fn insert_message(&self, new: NewMessage) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.write(move |conn| {
             let now = now();
             conn.prepare_cached(
                 "INSERT INTO messages (message_id, integration_id, device_id, status, detail, \
@@ -98,7 +98,7 @@ impl Store {
         detail: Option<String>,
         poll_location: Option<String>,
     ) -> Result<(), StoreError> {
-        self.run(move |conn| {
+        self.write(move |conn| {
             conn.prepare_cached(
                 "UPDATE messages SET status = ?2, detail = ?3, \
                  poll_location = COALESCE(?4, poll_location), updated_at = ?5 WHERE id = ?1",
@@ -132,7 +132,7 @@ impl Store {
         &self,
         retention: std::time::Duration,
     ) -> Result<usize, StoreError> {
-        self.run(move |conn| {
+        self.write(move |conn| {
             Ok(conn.execute(
                 "DELETE FROM messages WHERE created_at < ?1",
                 [cutoff(now(), retention)],

@@ -34,7 +34,7 @@ impl Store {
     /// Brings the schema to [`LATEST_VERSION`]. Refuses a database written by a
     /// newer binary rather than guessing what its columns mean.
     pub async fn migrate(&self) -> Result<Migration, StoreError> {
-        self.run(migrate_connection).await
+        self.write(migrate_connection).await
     }
 
     /// The database's schema version, without changing anything.

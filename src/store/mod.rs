@@ -12,7 +12,7 @@ mod messages;
 mod migrate;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -51,6 +51,11 @@ pub struct Store {
     /// asynchronously, instead of parking a blocking-pool thread inside
     /// r2d2, so a burst of requests cannot grow the thread pool.
     permits: Arc<Semaphore>,
+    /// One writer at a time. SQLite allows only one anyway; queueing writers
+    /// here spares them SQLite's busy handler, which sleeps in growing steps
+    /// and made contended writes take hundreds of ms. It is taken on the
+    /// worker thread, so the queue's turn-over costs no thread hand-off.
+    writer: Arc<Mutex<()>>,
 }
 
 impl Store {
@@ -76,7 +81,24 @@ impl Store {
         Ok(Store {
             pool,
             permits: Arc::new(Semaphore::new(pool_size as usize)),
+            writer: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// Runs `work`, which writes, once no other write of ours is running.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        self.run(move |conn| {
+            // A panic inside a write leaves nothing half-done that the lock
+            // protects (SQLite rolls the transaction back), so go on.
+            let _turn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            work(conn)
+        })
+        .await
     }
 
     /// Runs `work` on the blocking pool with one pooled connection.
