@@ -41,7 +41,7 @@ usage: cargo bench --bench load -- [options]
   --ops LIST            create,settings,push,pending-poll,terminal-poll [all]
   --connections N       open connections for the memory figure    [1000]
   --heartbeat-tenants N tenants in the heartbeat round            [10000]
-  --heartbeat-concurrency LIST  rounds to time, by concurrency    [32,256]
+  --heartbeat-concurrency LIST  rounds to time, by concurrency    [64,256]
   --ready-samples N     starts to time, each fresh and existing   [7]
   --no-table            skip the table
   --no-extras           skip memory, heartbeat and start-up figures
@@ -85,7 +85,7 @@ impl Options {
             ops: Op::ALL.to_vec(),
             connections: 1000,
             heartbeat_tenants: 10_000,
-            heartbeat_concurrency: vec![32, 256],
+            heartbeat_concurrency: vec![64, 256],
             ready_samples: 7,
             table: true,
             extras: true,
