@@ -34,7 +34,7 @@ const USAGE: &str = "\
 usage: cargo bench --bench load -- [options]
 
   --latency LIST        simulator latencies, e.g. 0ms,50ms        [0ms,50ms]
-  --concurrency LIST    wrk connections per run                   [64,512]
+  --concurrency LIST    wrk connections per run                   [1,64,512]
   --duration D          measured time per run                     [10s]
   --warmup D            unmeasured load before each run           [3s]
   --threads N           wrk threads                               [2]
@@ -78,7 +78,7 @@ impl Options {
     fn parse(args: Vec<String>) -> anyhow::Result<Options> {
         let mut o = Options {
             latencies: vec![Duration::ZERO, Duration::from_millis(50)],
-            concurrency: vec![64, 512],
+            concurrency: vec![1, 64, 512],
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(3),
             threads: 2,

@@ -310,31 +310,35 @@ fn targets(out: &mut String, results: &Results) {
         .collect();
     row("terminal status poll ≥ 15,000 req/s", terminal);
 
+    // Added latency means something only where the proxy keeps up with its
+    // baseline: once either saturates the CPU, a closed loop's p50 is queueing
+    // (concurrency ÷ throughput), which the throughput rows already show.
+    // Create and settings have no Microsoft call to add latency to, and the
+    // terminal poll makes none.
     let added = scenarios
         .iter()
-        .filter_map(|s| {
-            let worst = s
-                .ops
-                .iter()
-                .filter_map(|(op, run)| {
-                    let base = baseline_of(s, *op)?;
-                    Some((
-                        *op,
-                        run.outcome.p50.as_secs_f64() - base.outcome.p50.as_secs_f64(),
-                    ))
-                })
-                .max_by(|a, b| a.1.total_cmp(&b.1))?;
-            let text = format!(
-                "{} ms/{}: worst {:+.2} ms ({})",
+        .flat_map(|s| s.ops.iter().map(move |(op, run)| (s, *op, run)))
+        .filter(|(_, op, _)| matches!(op, Op::Push | Op::PendingPoll))
+        .filter_map(|(s, op, run)| {
+            let base = baseline_of(s, op)?;
+            let cell = format!(
+                "{} ms/{} {}",
                 s.latency.as_millis(),
                 s.concurrency,
-                worst.1 * 1000.0,
-                worst.0.name()
+                op.name()
             );
-            Some((text, worst.1 <= 0.001))
+            if run.outcome.per_second < 0.9 * base.outcome.per_second {
+                return None;
+            }
+            let added = run.outcome.p50.as_secs_f64() - base.outcome.p50.as_secs_f64();
+            Some((format!("{cell}: {:+.2} ms", added * 1000.0), added <= 0.001))
         })
         .collect();
-    row("proxy p50 added ≤ 1 ms over the baseline", added);
+    row(
+        "proxy p50 added ≤ 1 ms over the baseline (push and pending poll, in runs where \
+         the proxy keeps up with its baseline)",
+        added,
+    );
 
     let rss = results
         .rss
