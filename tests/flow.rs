@@ -353,7 +353,10 @@ fn heartbeat_command_beats_for_every_set_up_tenant() {
         env.db_count("SELECT COUNT(*) FROM integrations WHERE last_heartbeat_at IS NULL");
     assert_eq!(never, 4);
 
-    let output = heartbeat_command(&env);
+    let output = env
+        .command(&["heartbeat"])
+        .output()
+        .expect("the binary runs");
     assert!(
         output.status.success(),
         "{}",
@@ -400,7 +403,10 @@ fn heartbeat_command_exits_non_zero_when_a_tenant_fails_and_beats_the_others() {
     env.set_up(&bad);
     env.sim.revoke_consent(&bad);
 
-    let output = heartbeat_command(&env);
+    let output = env
+        .command(&["heartbeat"])
+        .output()
+        .expect("the binary runs");
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -419,20 +425,4 @@ fn heartbeat_command_exits_non_zero_when_a_tenant_fails_and_beats_the_others() {
         .unwrap();
     let error = error.expect("the failure is stored");
     assert!(error.contains("not consented"), "{error}");
-}
-
-/// Runs the `heartbeat` subcommand of the built binary against the test's
-/// database and simulator.
-fn heartbeat_command(env: &TestEnv) -> std::process::Output {
-    let ms = &env.config().microsoft;
-    std::process::Command::new(env!("CARGO_BIN_EXE_compliance-proxy"))
-        .arg("heartbeat")
-        .args(["--database", env.db_path.to_str().unwrap()])
-        .args(["--login-url", &ms.login_url, "--graph-url", &ms.graph_url])
-        .args(["--client-id", &ms.client_id])
-        .env("COMPLIANCE_PROXY_CLIENT_SECRET", ms.client_secret.expose())
-        .env("RUST_LOG", "info")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .output()
-        .expect("the binary runs")
 }

@@ -488,18 +488,7 @@ fn heartbeat_round_survives_one_failing_tenant_and_stores_each_outcome() {
             .always(),
     );
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_compliance-proxy"))
-        .arg("heartbeat")
-        .args(["--database", env.db_path.to_str().unwrap()])
-        .args(["--login-url", &env.config().microsoft.login_url])
-        .args(["--graph-url", &env.config().microsoft.graph_url])
-        .args(["--client-id", &env.config().microsoft.client_id])
-        .env(
-            "COMPLIANCE_PROXY_CLIENT_SECRET",
-            env.config().microsoft.client_secret.expose(),
-        )
-        .output()
-        .unwrap();
+    let output = env.command(&["heartbeat"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
 
     let outcome = |tenant: &str| -> (Option<i64>, Option<String>) {

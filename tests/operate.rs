@@ -17,22 +17,6 @@ use serde_json::{Value, json};
 
 const DEVICE: &str = "/api/v1/microsoft-compliance-partner/device";
 
-/// The binary with the test's database and simulated Microsoft.
-fn binary(env: &TestEnv, subcommand: &[&str]) -> Command {
-    let ms = &env.config().microsoft;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_compliance-proxy"));
-    command.args(subcommand);
-    command
-        .env("COMPLIANCE_PROXY_DATABASE", &env.db_path)
-        .env("COMPLIANCE_PROXY_LOGIN_URL", &ms.login_url)
-        .env("COMPLIANCE_PROXY_GRAPH_URL", &ms.graph_url)
-        .env("COMPLIANCE_PROXY_CLIENT_ID", &ms.client_id)
-        .env("COMPLIANCE_PROXY_CLIENT_SECRET", ms.client_secret.expose())
-        .env("RUST_LOG", "info")
-        .env_remove("CREDENTIALS_DIRECTORY");
-    command
-}
-
 /// `serve` as a child process, with its log lines collected.
 struct Served {
     child: Child,
@@ -42,7 +26,8 @@ struct Served {
 
 /// Starts `serve` on a free port and waits for its "listening" log line.
 fn serve(env: &TestEnv) -> Served {
-    let mut child = binary(env, &["serve"])
+    let mut child = env
+        .command(&["serve"])
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--api-key", API_KEY, "--heartbeat-schedule", "off"])
         .stderr(Stdio::piped())
@@ -168,7 +153,8 @@ fn backup_taken_while_writing_holds_every_committed_row() {
 
     let acknowledged: Vec<String> = tenants.lock().unwrap().clone();
     let target = env.db_path.with_file_name("backup.db");
-    let output = binary(&env, &["backup", target.to_str().unwrap()])
+    let output = env
+        .command(&["backup", target.to_str().unwrap()])
         .output()
         .unwrap();
     let after = committed.load(Ordering::SeqCst);
@@ -327,7 +313,7 @@ fn maintenance_removes_exactly_what_is_past_its_age() {
     age_pending(&fresh, 7 * day - 60);
     age_pending(&tenant, 90 * day); // set-up integrations never expire
 
-    let output = binary(&env, &["heartbeat"]).output().unwrap();
+    let output = env.command(&["heartbeat"]).output().unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -396,7 +382,7 @@ fn admin_commands_print_no_secret() {
         vec!["tenants", "show", &pending, "--json"],
         vec!["migrate", "--status"],
     ] {
-        let output = binary(&env, &args).output().unwrap();
+        let output = env.command(&args).output().unwrap();
         assert!(
             output.status.success(),
             "{args:?}: {}",
@@ -422,13 +408,15 @@ fn admin_commands_print_no_secret() {
         }
     }
 
-    let shown = binary(&env, &["tenants", "show", &done, "--json"])
+    let shown = env
+        .command(&["tenants", "show", &done, "--json"])
         .output()
         .unwrap();
     let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(shown["state"], "set up");
     assert_eq!(shown["origin"], ORIGIN);
-    let listed = binary(&env, &["tenants", "show", &new_tenant()])
+    let listed = env
+        .command(&["tenants", "show", &new_tenant()])
         .output()
         .unwrap();
     assert_eq!(listed.status.code(), Some(1));

@@ -51,19 +51,9 @@ impl Client {
             "PartnerRemediationUrl": urls.remediation,
         }));
 
-        let reply = self.execute(&call)?;
-        if reply.status == 404 {
-            // The scale unit does not know the tenant; look it up afresh next time.
-            self.forget_endpoints(tenant);
-        }
-        if !reply.is_success() {
-            return Err(reply.error(op));
-        }
-        if reply.status == 204 || reply.body.trim().is_empty() {
+        let Some(body) = self.tenant_call(tenant, &call)? else {
             return Ok(());
-        }
-
-        let body = reply.json(op)?;
+        };
         if let Some(detail) = error_detail(&body) {
             return Err(MsError::in_band(op, detail));
         }
@@ -186,18 +176,9 @@ impl Client {
             .json(json!({ "Timestamp": now }))
             .return_content();
 
-        let reply = self.execute(&call)?;
-        if reply.status == 404 {
-            self.forget_endpoints(tenant);
-        }
-        if !reply.is_success() {
-            return Err(reply.error(op));
-        }
-        if reply.status == 204 || reply.body.trim().is_empty() {
+        let Some(body) = self.tenant_call(tenant, &call)? else {
             return Ok(());
-        }
-
-        let body = reply.json(op)?;
+        };
         let inner = body.get("HttpStatusCode").and_then(Value::as_i64);
         match (inner, error_detail(&body)) {
             (Some(code), detail) if !(200..300).contains(&code) => Err(MsError::in_band(
@@ -210,6 +191,26 @@ impl Client {
             (_, Some(detail)) => Err(MsError::in_band(op, detail)),
             _ => Ok(()),
         }
+    }
+}
+
+impl Client {
+    /// Sends a call that addresses the tenant itself (`PartnerTenants`,
+    /// `PartnerTenantHeartbeat`) and returns its JSON body, or `None` when
+    /// the success carried none.
+    fn tenant_call(&self, tenant: Guid, call: &Call) -> Result<Option<Value>, MsError> {
+        let reply = self.execute(call)?;
+        if reply.status == 404 {
+            // The scale unit does not know the tenant; look it up afresh next time.
+            self.forget_endpoints(tenant);
+        }
+        if !reply.is_success() {
+            return Err(reply.error(call.op));
+        }
+        if reply.status == 204 || reply.body.trim().is_empty() {
+            return Ok(None);
+        }
+        reply.json(call.op).map(Some)
     }
 }
 

@@ -365,6 +365,23 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The built binary with a subcommand, set up for this environment's
+    /// database and simulated Microsoft, as systemd or cron would run it.
+    pub fn command(&self, subcommand: &[&str]) -> std::process::Command {
+        let ms = &self.config.microsoft;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_compliance-proxy"));
+        command
+            .args(subcommand)
+            .env("COMPLIANCE_PROXY_DATABASE", &self.db_path)
+            .env("COMPLIANCE_PROXY_LOGIN_URL", &ms.login_url)
+            .env("COMPLIANCE_PROXY_GRAPH_URL", &ms.graph_url)
+            .env("COMPLIANCE_PROXY_CLIENT_ID", &ms.client_id)
+            .env("COMPLIANCE_PROXY_CLIENT_SECRET", ms.client_secret.expose())
+            .env("RUST_LOG", "info")
+            .env_remove("CREDENTIALS_DIRECTORY");
+        command
+    }
+
     /// Runs a future on the environment's runtime.
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
