@@ -45,7 +45,7 @@ CREATE TABLE messages (
     -- Microsoft's Status string, exactly as it was last reported.
     status              TEXT    NOT NULL,
     detail              TEXT,
-    -- Where the upload was sent; the status is read from the same place.
+    -- Where the upload's status was last read (the tenant's device sync URL).
     poll_location       TEXT,
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL

@@ -96,13 +96,13 @@ impl Client {
     }
 
     /// Uploads one device's inventory and compliance records under
-    /// `message_id`; returns the URL to poll for its status.
+    /// `message_id`.
     pub fn upload(
         &self,
         tenant: Guid,
         message_id: Guid,
         device: &DeviceRecord,
-    ) -> Result<String, MsError> {
+    ) -> Result<(), MsError> {
         let op = Op::Upload;
         let now = rfc3339(Utc::now());
         let records = json!([
@@ -152,7 +152,7 @@ impl Client {
                 return Err(MsError::in_band(op, format!("ErrorCode {code}: {detail}")));
             }
         }
-        Ok(reply.url)
+        Ok(())
     }
 
     /// Reads the processing state of an upload.

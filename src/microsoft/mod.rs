@@ -142,7 +142,7 @@ impl Microsoft {
         tenant: Guid,
         message_id: Guid,
         device: DeviceRecord,
-    ) -> Result<String, MsError> {
+    ) -> Result<(), MsError> {
         self.run(Op::Upload, move |c| c.upload(tenant, message_id, &device))
             .await
     }

@@ -68,13 +68,23 @@ impl Service {
 
         let tenant = integration.tenant;
         let message_id = Guid::new_v4();
-        let (status, location) = if report.os.eq_ignore_ascii_case("windows") {
+        let device_id = report.device_id;
+        let message = |status: &str| NewMessage {
+            integration_id: integration.id,
+            message_id,
+            device_id,
+            status: status.into(),
+            detail: None,
+            poll_location: None,
+        };
+
+        if report.os.eq_ignore_ascii_case("windows") {
             self.update_windows(tenant, &report).await?;
-            (COMPLETED, None)
+            self.store.insert_message(message(COMPLETED)).await?;
         } else {
             let user_id = self.resolve_user(tenant, &report.user).await?;
             let device = DeviceRecord {
-                device_id: report.device_id,
+                device_id,
                 device_name: report.device_name,
                 os: report.os,
                 os_version: report.os_version,
@@ -83,20 +93,19 @@ impl Service {
                 compliant: report.compliant,
                 last_check_in: report.last_check_in,
             };
-            let location = self.microsoft.upload(tenant, message_id, device).await?;
-            (NOT_STARTED, Some(location))
-        };
 
-        self.store
-            .insert_message(NewMessage {
-                integration_id: integration.id,
-                message_id,
-                device_id: report.device_id,
-                status: status.into(),
-                detail: None,
-                poll_location: location,
-            })
-            .await?;
+            // The message is stored before the upload: a database failure then
+            // stops the report before Microsoft acts on it, and the answer to
+            // Fleet leaves as soon as Microsoft's does. An upload that fails
+            // takes its message back out.
+            self.store.insert_message(message(NOT_STARTED)).await?;
+            if let Err(e) = self.microsoft.upload(tenant, message_id, device).await {
+                if let Err(cleanup) = self.store.delete_message(message_id).await {
+                    tracing::error!(%message_id, error = %cleanup, "could not remove a message whose upload failed");
+                }
+                return Err(e.into());
+            }
+        }
         tracing::debug!(%tenant, %message_id, device_id = %report.device_id, "device reported");
         Ok(message_id)
     }

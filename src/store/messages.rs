@@ -72,6 +72,18 @@ impl Store {
         .await
     }
 
+    /// Removes one message, e.g. one whose upload failed.
+    pub async fn delete_message(&self, message_id: Guid) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM messages WHERE message_id = ?1",
+                [message_id.to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The message with this id, if it belongs to the given integration.
     pub async fn message(
         &self,
