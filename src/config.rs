@@ -312,7 +312,11 @@ impl Validator {
         match (bad, tracing_subscriber::EnvFilter::try_new(text)) {
             (None, Ok(_)) => text.trim().to_string(),
             (Some(word), _) => {
-                self.problem(setting, format!("{word:?} is not a level (trace, debug, info, warn, error, off) or module=level"));
+                let levels = "trace, debug, info, warn, error, off";
+                self.problem(
+                    setting,
+                    format!("{word:?} is not a level ({levels}) or module=level"),
+                );
                 "info".into()
             }
             (None, Err(e)) => {

@@ -408,21 +408,47 @@ fn raw_create_cases(tenant: &str) -> Vec<Case> {
         bytes
     };
     let big_chunk = "x".repeat(70_000);
+    let origin = "Origin: https://fleet.example.com\r\n";
+    let injected = "Origin: https://fleet.example.com\r\nX-Injected: 1\r\n\
+                    Origin: https://evil.example\r\n";
+    let not_utf8_body: &[u8] = b"{\"entraTenantId\":\"\xff\xfe\"}";
+    let chunked = |size: String, chunk: &str| {
+        let framing = "Transfer-Encoding: chunked\r\n\r\n";
+        format!(
+            "{}{origin}{framing}{size}\r\n{chunk}\r\n0\r\n\r\n",
+            head("")
+        )
+        .into_bytes()
+    };
     vec![
-        case("create: CRLF in Origin",
-            Send::Raw(sized("Origin: https://fleet.example.com\r\nX-Injected: 1\r\n\
-                              Origin: https://evil.example\r\n", json.as_bytes())), 400),
-        case("create: Origin not UTF-8",
-            Send::Raw(sized("Origin: https://fle\u{e9}t.example.com\r\n", json.as_bytes())), 400),
-        case("create: body not UTF-8",
-            Send::Raw(sized("Origin: https://fleet.example.com\r\n", b"{\"entraTenantId\":\"\xff\xfe\"}")),
-            400),
-        case("create: chunked 70 KB without Content-Length",
-            Send::Raw(format!("{}Origin: {ORIGIN}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big_chunk}\r\n0\r\n\r\n",
-                head(""), big_chunk.len()).into_bytes()), 413),
-        case("create: chunk size not hex",
-            Send::Raw(format!("{}Origin: {ORIGIN}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{json}\r\n0\r\n\r\n",
-                head("")).into_bytes()), 400),
+        case(
+            "create: CRLF in Origin",
+            Send::Raw(sized(injected, json.as_bytes())),
+            400,
+        ),
+        case(
+            "create: Origin not UTF-8",
+            Send::Raw(sized(
+                "Origin: https://fle\u{e9}t.example.com\r\n",
+                json.as_bytes(),
+            )),
+            400,
+        ),
+        case(
+            "create: body not UTF-8",
+            Send::Raw(sized(origin, not_utf8_body)),
+            400,
+        ),
+        case(
+            "create: chunked 70 KB without Content-Length",
+            Send::Raw(chunked(format!("{:x}", big_chunk.len()), &big_chunk)),
+            413,
+        ),
+        case(
+            "create: chunk size not hex",
+            Send::Raw(chunked("zz".into(), &json)),
+            400,
+        ),
     ]
 }
 

@@ -101,7 +101,8 @@ impl Service {
             self.store.insert_message(message(NOT_STARTED)).await?;
             if let Err(e) = self.microsoft.upload(tenant, message_id, device).await {
                 if let Err(cleanup) = self.store.delete_message(message_id).await {
-                    tracing::error!(%message_id, error = %cleanup, "could not remove a message whose upload failed");
+                    let why = "could not remove the message of a failed upload";
+                    tracing::error!(%message_id, error = %cleanup, "{why}");
                 }
                 return Err(e.into());
             }
