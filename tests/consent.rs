@@ -10,15 +10,6 @@ const FLEET_PAGE: &str = "https://fleet.example.com/settings/integrations/condit
 const REFUSED: &str = "A Microsoft Entra admin did not consent to the permissions requested by \
                        the conditional access integration.";
 
-fn state_of(consent_url: &str) -> String {
-    consent_url
-        .split("state=")
-        .nth(1)
-        .and_then(|rest| rest.split('&').next())
-        .expect("a state in the consent link")
-        .to_string()
-}
-
 /// Sends the browser's request to our consent callback.
 fn callback(env: &TestEnv, query: &str) -> Reply {
     env.send("GET", &env.url(&format!("{CONSENT}?{query}")), &[], None)
@@ -46,7 +37,7 @@ fn consent_link_has_microsofts_parameters_and_a_stable_state() {
         link.ends_with(&format!("&redirect_uri={encoded_redirect}")),
         "{link}"
     );
-    assert_eq!(state_of(&link).len(), 32);
+    assert_eq!(TestEnv::state_of(&link).len(), 32);
 
     // An open consent page keeps working while Fleet polls settings.
     assert_eq!(env.consent_url(&tenant, &secret), link);
@@ -54,8 +45,8 @@ fn consent_link_has_microsofts_parameters_and_a_stable_state() {
     let plain = env.db_count(&format!(
         "SELECT COUNT(*) FROM integrations WHERE consent_state_hash = '{}' \
          OR consent_nonce = '{}'",
-        state_of(&link),
-        state_of(&link)
+        TestEnv::state_of(&link),
+        TestEnv::state_of(&link)
     ));
     assert_eq!(plain, 0);
 }
@@ -65,7 +56,7 @@ fn refused_consent_records_the_fixed_error_and_returns_to_fleet() {
     let env = TestEnv::start();
     let tenant = new_tenant();
     let secret = env.create(&tenant);
-    let state = state_of(&env.consent_url(&tenant, &secret));
+    let state = TestEnv::state_of(&env.consent_url(&tenant, &secret));
     env.sim.clear_requests();
 
     let reply = callback(
@@ -82,7 +73,7 @@ fn refused_consent_records_the_fixed_error_and_returns_to_fleet() {
     // Refusal needs no Microsoft call, and the refused state is used up.
     assert!(env.sim.requests().is_empty(), "{:?}", env.sim.requests());
     assert_ne!(
-        state_of(settings["admin_consent_url"].as_str().unwrap()),
+        TestEnv::state_of(settings["admin_consent_url"].as_str().unwrap()),
         state
     );
     let again = callback(
@@ -97,7 +88,7 @@ fn consent_callback_errors_are_html_pages() {
     let env = TestEnv::start();
     let tenant = new_tenant();
     let secret = env.create(&tenant);
-    let state = state_of(&env.consent_url(&tenant, &secret));
+    let state = TestEnv::state_of(&env.consent_url(&tenant, &secret));
     let other = new_tenant();
 
     let cases = [
@@ -205,7 +196,7 @@ fn an_expired_state_is_refused_and_settings_hands_out_a_new_one() {
     let reply = env.follow_consent(&link);
     assert_eq!(reply.status, 404, "{}", reply.body);
     let fresh = env.consent_url(&tenant, &secret);
-    assert_ne!(state_of(&fresh), state_of(&link));
+    assert_ne!(TestEnv::state_of(&fresh), TestEnv::state_of(&link));
     assert_eq!(env.follow_consent(&fresh).status, 302);
     assert_eq!(env.settings(&tenant, &secret).json()["setup_done"], true);
 }

@@ -318,16 +318,10 @@ fn integrations_and_messages_survive_a_restart() {
     // The pending integration keeps its consent state across the restart
     // (only the port in redirect_uri changed, since the server was rebound).
     let consent_after = env.consent_url(&pending, &pending_secret);
-    let state = |url: &str| {
-        url.split("state=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(state(&consent_before), state(&consent_after));
+    assert_eq!(
+        TestEnv::state_of(&consent_before),
+        TestEnv::state_of(&consent_after)
+    );
     let statuses: Vec<String> = (0..2)
         .map(|_| {
             poll(&env, &tenant, &secret, &message)["status"]

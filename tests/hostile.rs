@@ -51,16 +51,6 @@ struct World {
     expired: (String, String),
 }
 
-fn state_of(link: &str) -> String {
-    link.split("state=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 fn world() -> World {
     let env = TestEnv::start();
     let tenant = new_tenant();
@@ -69,7 +59,7 @@ fn world() -> World {
     let other_secret = env.set_up(&other);
     let pending = new_tenant();
     let pending_secret = env.create(&pending);
-    let state = state_of(&env.consent_url(&pending, &pending_secret));
+    let state = TestEnv::state_of(&env.consent_url(&pending, &pending_secret));
 
     let used_tenant = new_tenant();
     let used_secret = env.create(&used_tenant);
@@ -78,7 +68,7 @@ fn world() -> World {
 
     let expired_tenant = new_tenant();
     let expired_secret = env.create(&expired_tenant);
-    let expired_state = state_of(&env.consent_url(&expired_tenant, &expired_secret));
+    let expired_state = TestEnv::state_of(&env.consent_url(&expired_tenant, &expired_secret));
     rusqlite::Connection::open(&env.db_path)
         .unwrap()
         .execute(
@@ -101,7 +91,7 @@ fn world() -> World {
         pending,
         pending_secret,
         state,
-        used: (used_tenant, state_of(&used_link)),
+        used: (used_tenant, TestEnv::state_of(&used_link)),
         expired: (expired_tenant, expired_state),
     }
 }

@@ -48,14 +48,7 @@ fn a_full_flow_at_debug_level_logs_no_secret() {
     let tenant = new_tenant();
     let secret = env.create(&tenant);
     let link = env.consent_url(&tenant, &secret);
-    let state = link
-        .split("state=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    let state = TestEnv::state_of(&link);
     assert_eq!(env.follow_consent(&link).status, 302);
 
     let report = json!({

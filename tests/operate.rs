@@ -353,14 +353,7 @@ fn admin_commands_print_no_secret() {
     let pending = new_tenant();
     let pending_secret = env.create(&pending);
     let link = env.consent_url(&pending, &pending_secret);
-    let state = link
-        .split("state=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    let state = TestEnv::state_of(&link);
 
     let db = env.db();
     let mut stored: Vec<String> = db

@@ -263,6 +263,16 @@ impl TestEnv {
             .to_string()
     }
 
+    /// The `state` parameter of a consent link.
+    pub fn state_of(consent_url: &str) -> String {
+        consent_url
+            .split("state=")
+            .nth(1)
+            .and_then(|rest| rest.split('&').next())
+            .expect("a state in the consent link")
+            .to_string()
+    }
+
     /// Follows a consent link like a browser: Microsoft's consent page, then
     /// its redirect back to the proxy. Returns the proxy's answer.
     pub fn follow_consent(&self, consent_url: &str) -> Reply {
