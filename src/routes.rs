@@ -118,29 +118,29 @@ pub async fn handle(app: std::sync::Arc<App>, req: Request<Incoming>) -> Respons
         tenant = tracing::field::Empty,
     );
 
-    // The handler runs as its own task so that a panic costs one 500, and so
+    // The handler runs as its own task, so that a panic costs one 500, and so
     // that work already sent to Microsoft (a setup, an upload) completes and
-    // is recorded even if the client hangs up.
+    // is recorded even when the client hangs up or the request timeout
+    // answers first: cutting it off half-way would leave Microsoft and our
+    // records apart. Every Microsoft and database call it makes is bounded.
     let timeout = app.request_timeout;
-    let task = tokio::spawn(
-        async move {
-            match tokio::time::timeout(timeout, dispatch(&app, req, &method, &path, audience)).await
-            {
-                Ok(result) => result,
-                Err(_) => Err(Error::Unavailable {
-                    message: format!(
-                        "the request did not finish within {}",
-                        humantime::format_duration(timeout)
-                    ),
-                    retry_after: None,
-                }),
-            }
-        }
-        .instrument(span.clone()),
+    let mut work = tokio::spawn(
+        async move { dispatch(&app, req, &method, &path, audience).await }.instrument(span.clone()),
     );
-    let result = task
-        .await
-        .unwrap_or_else(|e| Err(Error::Internal(format!("request handler panicked: {e}"))));
+    let result = match tokio::time::timeout(timeout, &mut work).await {
+        Ok(joined) => joined.unwrap_or_else(|e| Err(panicked(e))),
+        Err(_) => {
+            tokio::spawn(finish_late(work).instrument(span.clone()));
+            Err(Error::Unavailable {
+                message: format!(
+                    "the request did not finish within {}; what it started goes on, and a \
+                     retry will see its outcome",
+                    humantime::format_duration(timeout)
+                ),
+                retry_after: None,
+            })
+        }
+    };
 
     let response = match result {
         Ok(response) => response,
@@ -167,6 +167,22 @@ pub async fn handle(app: std::sync::Arc<App>, req: Request<Incoming>) -> Respons
         }
     });
     response
+}
+
+/// Waits for a handler the request timeout gave up on, and logs how it ended.
+async fn finish_late(work: tokio::task::JoinHandle<Result<Response<Body>, Error>>) {
+    match work.await {
+        Ok(Ok(response)) => {
+            let status = response.status().as_u16();
+            tracing::info!(status, "request finished after its timeout was answered");
+        }
+        Ok(Err(error)) => log_error(&error),
+        Err(e) => log_error(&panicked(e)),
+    }
+}
+
+fn panicked(e: tokio::task::JoinError) -> Error {
+    Error::Internal(format!("request handler panicked: {e}"))
 }
 
 /// The one `match` from method and path to handler.

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use compliance_proxy::simulator::Fault;
@@ -97,14 +97,9 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
         .collect();
 
     // Wait until all four uploads are held at the simulated Microsoft.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while env.sim.arrivals() as usize - env.sim.requests().len() < 4 {
-        assert!(
-            Instant::now() < deadline,
-            "the uploads never reached Microsoft"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the uploads reach Microsoft", || {
+        env.sim.arrivals() as usize - env.sim.requests().len() >= 4
+    });
     let pid = served.child.id().to_string();
     assert!(
         Command::new("kill")

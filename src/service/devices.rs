@@ -80,7 +80,10 @@ impl Service {
 
         if report.os.eq_ignore_ascii_case("windows") {
             self.update_windows(tenant, &report).await?;
-            self.store.insert_message(message(COMPLETED)).await?;
+            if !self.store.insert_message(message(COMPLETED)).await? {
+                // Deleted since the credential check: as if never known.
+                return Err(Deny::Unauthorized.error());
+            }
         } else {
             let user_id = self.resolve_user(tenant, &report.user).await?;
             let device = DeviceRecord {
@@ -98,7 +101,10 @@ impl Service {
             // stops the report before Microsoft acts on it, and the answer to
             // Fleet leaves as soon as Microsoft's does. An upload that fails
             // takes its message back out.
-            self.store.insert_message(message(NOT_STARTED)).await?;
+            if !self.store.insert_message(message(NOT_STARTED)).await? {
+                // Deleted since the credential check: as if never known.
+                return Err(Deny::Unauthorized.error());
+            }
             if let Err(e) = self.microsoft.upload(tenant, message_id, device).await {
                 if let Err(cleanup) = self.store.delete_message(message_id).await {
                     let why = "could not remove the message of a failed upload";

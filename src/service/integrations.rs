@@ -25,6 +25,20 @@ pub enum Deny {
     Unauthorized,
 }
 
+impl Deny {
+    /// The answer to credentials that match no live integration.
+    pub(super) fn error(self) -> Error {
+        match self {
+            Deny::NotFound => {
+                Error::NotFound("no integration with this tenant id and secret".into())
+            }
+            Deny::Unauthorized => {
+                Error::Unauthorized("unknown tenant id or wrong fleet server secret".into())
+            }
+        }
+    }
+}
+
 /// A new integration: the secret is shown this once.
 #[derive(Debug)]
 pub struct Created {
@@ -46,6 +60,9 @@ pub struct Settings {
 impl Service {
     /// Registers a tenant for the Fleet server at `origin`.
     pub async fn create(&self, tenant: Guid, origin: Origin) -> Result<Created, Error> {
+        // A setup still running for a pending integration finishes first; its
+        // outcome decides between replacing the row and a conflict.
+        let _turn = self.locks.lock(tenant).await;
         let secret = secrets::random_token()?;
         let outcome = self
             .store
@@ -106,6 +123,9 @@ impl Service {
     /// Removes an integration, deprovisioning it at Microsoft first when it
     /// was provisioned there.
     pub async fn delete(&self, credentials: &Credentials) -> Result<(), Error> {
+        // A setup still running finishes first, so whatever it provisioned is
+        // known here and deprovisioned.
+        let _turn = self.locks.lock(credentials.tenant).await;
         let integration = self.authenticate(credentials, Deny::NotFound).await?;
         let tenant = integration.tenant;
 
@@ -140,24 +160,23 @@ impl Service {
         deny: Deny,
     ) -> Result<Integration, Error> {
         let found = self.store.integration_by_tenant(credentials.tenant).await?;
-        let expired_before = cutoff(now(), self.config.setup.pending_ttl);
 
         match found {
             Some(integration)
                 if secrets::verify(&credentials.secret, &integration.secret_hash)
-                    && (integration.setup_done || integration.created_at >= expired_before) =>
+                    && !self.pending_expired(&integration) =>
             {
                 Ok(integration)
             }
-            _ => Err(match deny {
-                Deny::NotFound => {
-                    Error::NotFound("no integration with this tenant id and secret".into())
-                }
-                Deny::Unauthorized => {
-                    Error::Unauthorized("unknown tenant id or wrong fleet server secret".into())
-                }
-            }),
+            _ => Err(deny.error()),
         }
+    }
+
+    /// Whether the integration is still waiting for setup past its lifetime;
+    /// such an integration counts as gone even before maintenance deletes it.
+    pub(super) fn pending_expired(&self, integration: &Integration) -> bool {
+        !integration.setup_done
+            && integration.created_at < cutoff(now(), self.config.setup.pending_ttl)
     }
 
     /// The live consent state of the integration, minting one if needed.

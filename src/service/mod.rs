@@ -9,11 +9,13 @@
 //! - `integrations`: create, settings, delete, and the credential check;
 //! - `setup`: the consent redirect and the setup steps at Microsoft;
 //! - `devices`: device reports and upload status;
-//! - `heartbeat`: heartbeat rounds and maintenance.
+//! - `heartbeat`: heartbeat rounds and maintenance;
+//! - `locks`: one create, delete or setup at a time per tenant.
 
 mod devices;
 mod heartbeat;
 mod integrations;
+mod locks;
 mod setup;
 
 use std::sync::Arc;
@@ -82,6 +84,7 @@ pub struct Service {
     store: Store,
     microsoft: Microsoft,
     config: Arc<ServiceConfig>,
+    locks: locks::TenantLocks,
 }
 
 impl Service {
@@ -90,6 +93,7 @@ impl Service {
             store,
             microsoft,
             config: Arc::new(config),
+            locks: locks::TenantLocks::default(),
         }
     }
 

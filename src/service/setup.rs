@@ -47,6 +47,10 @@ impl Service {
 
         let state_hash = secrets::digest(state);
         let integration = self.pending_for_state(state_hash, tenant).await?;
+        // Held through the setup, so that a delete or create of the tenant
+        // waits for it. A row deleted or replaced meanwhile is refused below:
+        // the state is consumed only on the row it was read from.
+        let _turn = self.locks.lock(integration.tenant).await;
         let fleet_page = format!(
             "{}/settings/integrations/conditional-access",
             integration.origin
@@ -107,7 +111,7 @@ impl Service {
 
         let live = integration.consent_expires_at.is_some_and(|at| at > now());
         let same_tenant = tenant.is_none_or(|t| t == integration.tenant);
-        if !live || !same_tenant || integration.setup_done {
+        if !live || !same_tenant || integration.setup_done || self.pending_expired(&integration) {
             return Err(unknown_state());
         }
         Ok(integration)

@@ -51,23 +51,30 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
 }
 
 impl Store {
-    pub async fn insert_message(&self, new: NewMessage) -> Result<(), StoreError> {
+    /// Stores a device report's message.
+    ///
+    /// Returns false, storing nothing, when the integration is gone: a delete
+    /// may land between a request's credential check and this write.
+    pub async fn insert_message(&self, new: NewMessage) -> Result<bool, StoreError> {
         self.write(move |conn| {
             let now = now();
-            conn.prepare_cached(
-                "INSERT INTO messages (message_id, integration_id, device_id, status, detail, \
-                 poll_location, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            )?
-            .execute(params![
-                new.message_id.to_string(),
-                new.integration_id,
-                new.device_id.to_string(),
-                new.status,
-                new.detail,
-                new.poll_location,
-                now,
-            ])?;
-            Ok(())
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO messages (message_id, integration_id, device_id, status, \
+                     detail, poll_location, created_at, updated_at) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7 \
+                     WHERE EXISTS (SELECT 1 FROM integrations WHERE id = ?2)",
+                )?
+                .execute(params![
+                    new.message_id.to_string(),
+                    new.integration_id,
+                    new.device_id.to_string(),
+                    new.status,
+                    new.detail,
+                    new.poll_location,
+                    now,
+                ])?;
+            Ok(inserted == 1)
         })
         .await
     }

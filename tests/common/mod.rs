@@ -29,6 +29,19 @@ pub const ORIGIN: &str = "https://fleet.example.com";
 pub const API: &str = "/api/v1/microsoft-compliance-partner";
 pub const GROUP: &str = "Fleet conditional access";
 
+/// Polls `done` until it holds; fails the test with `what` after 20 s. For
+/// outcomes of work that goes on in the background, never for readiness.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A fresh random tenant id, so tests never share state by accident.
 pub fn new_tenant() -> String {
     uuid::Uuid::new_v4().to_string()

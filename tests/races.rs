@@ -1,0 +1,218 @@
+//! Requests that overlap one another or outlive their timeout: whatever the
+//! order, Microsoft and the database end up telling the same story.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use compliance_proxy::simulator::Fault;
+use serde_json::json;
+
+const DEVICE: &str = "/api/v1/microsoft-compliance-partner/device";
+
+/// How many simulator requests have arrived but are not answered yet.
+fn held(env: &TestEnv) -> usize {
+    env.sim.arrivals() as usize - env.sim.requests().len()
+}
+
+fn integration_row(env: &TestEnv, tenant: &str) -> Option<(i64, i64, i64)> {
+    env.db()
+        .query_row(
+            "SELECT admin_consented, provisioned, setup_done FROM integrations \
+             WHERE tenant_id = ?1",
+            [tenant],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .ok()
+}
+
+#[test]
+fn a_setup_cut_off_by_the_request_timeout_still_finishes_and_is_recorded() {
+    let env = TestEnv::start_with(|c| c.limits.request_timeout = Duration::from_secs(1));
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    env.sim
+        .add_fault(Fault::on("POST", "/PartnerCompliancePolicies").delay(Duration::from_secs(2)));
+
+    let reply = env.follow_consent(&env.consent_url(&tenant, &secret));
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("did not finish within 1s; what it started goes on"),
+        "{}",
+        reply.body
+    );
+
+    wait_until("setup to finish", || {
+        integration_row(&env, &tenant).is_some_and(|(_, _, done)| done == 1)
+    });
+    let settings = env.settings(&tenant, &secret).json();
+    assert_eq!(settings["setup_done"], true, "{settings}");
+    assert_eq!(settings["setup_error"], serde_json::Value::Null);
+    let at_microsoft = env.sim.tenant(&tenant).unwrap();
+    assert_eq!(at_microsoft.provisioned, 1);
+    assert_eq!(env.sim.count("POST", "/Assign"), 1, "policy assigned");
+}
+
+#[test]
+fn an_upload_cut_off_by_the_request_timeout_that_then_fails_leaves_no_message() {
+    let env = TestEnv::start_with(|c| c.limits.request_timeout = Duration::from_secs(1));
+    let tenant = new_tenant();
+    let secret = env.set_up(&tenant);
+    env.sim.add_fault(
+        Fault::on("PUT", "/DataUploadMessages")
+            .status(500)
+            .delay(Duration::from_millis(1500))
+            .times(2),
+    );
+
+    let reply = env.post(DEVICE, &device(&tenant, &secret));
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    // Stored before the upload, and still there while Microsoft is slow.
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 1);
+
+    wait_until("the failed upload to be answered twice", || {
+        env.sim.count("PUT", "/DataUploadMessages") == 2
+    });
+    wait_until("the failed upload's message to be removed", || {
+        env.db_count("SELECT COUNT(*) FROM messages") == 0
+    });
+}
+
+#[test]
+fn a_delete_during_setup_waits_for_it_and_deprovisions() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let link = env.consent_url(&tenant, &secret);
+    env.sim
+        .add_fault(Fault::on("PUT", "/PartnerTenants").delay(Duration::from_millis(1500)));
+
+    std::thread::scope(|s| {
+        let consent = s.spawn(|| env.follow_consent(&link));
+        wait_until("provisioning to be held at Microsoft", || held(&env) == 1);
+        assert_eq!(
+            integration_row(&env, &tenant),
+            Some((1, 0, 0)),
+            "setup under way"
+        );
+
+        let deleted = env.delete(&format!(
+            "{API}?entraTenantId={tenant}&fleetServerSecret={secret}"
+        ));
+        assert_eq!(deleted.status, 200, "{}", deleted.body);
+        assert_eq!(deleted.body, "{}");
+        assert_eq!(consent.join().unwrap().status, 302);
+    });
+
+    assert_eq!(integration_row(&env, &tenant), None);
+    let at_microsoft = env.sim.tenant(&tenant).unwrap();
+    assert_eq!(at_microsoft.provisioned, 2, "deprovisioned after the setup");
+    assert_eq!(
+        env.sim.count("PUT", "/PartnerTenants"),
+        2,
+        "provision, then deprovision"
+    );
+}
+
+#[test]
+fn a_create_during_setup_waits_for_it_and_then_conflicts() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let link = env.consent_url(&tenant, &secret);
+    env.sim
+        .add_fault(Fault::on("PUT", "/PartnerTenants").delay(Duration::from_millis(1500)));
+
+    std::thread::scope(|s| {
+        let consent = s.spawn(|| env.follow_consent(&link));
+        wait_until("provisioning to be held at Microsoft", || held(&env) == 1);
+
+        let again = env.post(API, &json!({ "entraTenantId": tenant }));
+        assert_eq!(again.status, 409, "{}", again.body);
+        assert_eq!(
+            again.error(),
+            format!("an integration for tenant {tenant} is already set up; delete it first")
+        );
+        assert_eq!(consent.join().unwrap().status, 302);
+    });
+
+    // The first secret still works: the set-up row was not replaced.
+    assert_eq!(env.settings(&tenant, &secret).json()["setup_done"], true);
+    assert_eq!(integration_row(&env, &tenant), Some((1, 1, 1)));
+}
+
+#[test]
+fn a_device_report_overtaken_by_a_delete_is_refused_without_an_upload() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.set_up(&tenant);
+    env.sim
+        .add_fault(Fault::on("GET", "/v1.0/users(").delay(Duration::from_millis(1500)));
+
+    std::thread::scope(|s| {
+        let report = s.spawn(|| env.post(DEVICE, &device(&tenant, &secret)));
+        wait_until("the user lookup to be held at Microsoft", || {
+            held(&env) == 1
+        });
+
+        let deleted = env.delete(&format!(
+            "{API}?entraTenantId={tenant}&fleetServerSecret={secret}"
+        ));
+        assert_eq!(deleted.status, 200, "{}", deleted.body);
+
+        let report = report.join().unwrap();
+        assert_eq!(report.status, 401, "{}", report.body);
+        assert_eq!(
+            report.error(),
+            "unknown tenant id or wrong fleet server secret"
+        );
+    });
+
+    assert_eq!(env.sim.count("PUT", "/DataUploadMessages"), 0);
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 0);
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM integrations"), 0);
+}
+
+#[test]
+fn the_consent_link_of_an_expired_pending_integration_is_refused() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let link = env.consent_url(&tenant, &secret);
+    // Older than the pending lifetime (7 days), though its link is not.
+    rusqlite::Connection::open(&env.db_path)
+        .unwrap()
+        .execute(
+            "UPDATE integrations SET created_at = created_at - 8 * 86400 WHERE tenant_id = ?1",
+            [&tenant],
+        )
+        .unwrap();
+    assert_eq!(env.settings(&tenant, &secret).status, 404, "gone for Fleet");
+
+    let reply = env.follow_consent(&link);
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("This consent link is unknown, expired or already used."),
+        "{}",
+        reply.body
+    );
+    assert_eq!(integration_row(&env, &tenant), Some((0, 0, 0)));
+    assert_eq!(
+        env.sim.count("PUT", "/PartnerTenants"),
+        0,
+        "nothing provisioned"
+    );
+}
+
+fn device(tenant: &str, secret: &str) -> serde_json::Value {
+    json!({
+        "entraTenantId": tenant, "fleetServerSecret": secret, "deviceId": new_tenant(),
+        "userPrincipalName": "alex.doe@example.com", "deviceName": "Mac", "os": "macOS",
+        "osVersion": "15.3.1", "compliant": true, "lastCheckInTime": 1_796_311_486,
+    })
+}
