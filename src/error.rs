@@ -19,9 +19,12 @@ pub enum Error {
     /// The request is malformed: a missing or invalid field, bad JSON.
     #[error("{0}")]
     BadRequest(String),
-    /// Missing or wrong API key, or (for device calls) unknown credentials.
+    /// Unknown tenant credentials on a device call.
     #[error("{0}")]
     Unauthorized(String),
+    /// A missing or wrong API key; answered with a `WWW-Authenticate` challenge.
+    #[error("{0}")]
+    ApiKey(String),
     #[error("{0}")]
     NotFound(String),
     /// The path exists but not with this method; `allow` lists the methods.
@@ -56,7 +59,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized(_) | Error::ApiKey(_) => StatusCode::UNAUTHORIZED,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,

@@ -122,8 +122,17 @@ fn common_headers(headers: &mut hyper::HeaderMap) {
 
 fn add_error_headers(response: &mut Response<Body>, error: &Error) {
     let headers = response.headers_mut();
-    if let Error::MethodNotAllowed { allow } = error {
-        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    match error {
+        Error::MethodNotAllowed { allow } => {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        // Says which credential a 401 is about: the API key, as a bearer
+        // token (MS-API-Key is accepted too).
+        Error::ApiKey(_) => {
+            let challenge = HeaderValue::from_static("Bearer realm=\"compliance-proxy\"");
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        _ => {}
     }
     if let Some(after) = error.retry_after() {
         // Round up: "retry after 0 seconds" would invite a hot loop.

@@ -283,9 +283,9 @@ fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), Error> {
         return Ok(());
     }
     match (presented.is_empty(), app.allow_anonymous) {
-        (false, _) => Err(Error::Unauthorized("the API key is not valid".into())),
+        (false, _) => Err(Error::ApiKey("the API key is not valid".into())),
         (true, true) => Ok(()),
-        (true, false) => Err(Error::Unauthorized(
+        (true, false) => Err(Error::ApiKey(
             "an API key is required (header MS-API-Key or Authorization: Bearer)".into(),
         )),
     }

@@ -47,6 +47,9 @@ fn run(env: &TestEnv, cases: Vec<Case>) {
         );
         assert_eq!(reply.status, case.status, "{}: {}", case.name, reply.body);
         assert_eq!(reply.error(), case.error, "{}", case.name);
+        let challenge =
+            (case.error.contains("API key")).then_some(r#"Bearer realm="compliance-proxy""#);
+        assert_eq!(reply.header("www-authenticate"), challenge, "{}", case.name);
         assert_eq!(
             reply.header("content-type"),
             Some("application/json"),
