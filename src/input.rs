@@ -223,15 +223,13 @@ impl Fields {
     /// A required GUID.
     pub fn guid(&self, field: &Field) -> Result<Guid, Error> {
         let text = self.required_string(field)?;
-        Guid::parse(&text).ok_or_else(|| not_a_guid(field))
+        id(field, &text)
     }
 
     /// An optional GUID; an empty string counts as absent.
     pub fn optional_guid(&self, field: &Field) -> Result<Option<Guid>, Error> {
         match self.string(field)? {
-            Some(text) if !text.is_empty() => Guid::parse(&text)
-                .map(Some)
-                .ok_or_else(|| not_a_guid(field)),
+            Some(text) if !text.is_empty() => id(field, &text).map(Some),
             _ => Ok(None),
         }
     }
@@ -287,6 +285,19 @@ pub fn missing(field: &Field) -> Error {
 
 fn wrong_type(field: &Field, expected: &str) -> Error {
     Error::BadRequest(format!("{} must be {expected}", field.name))
+}
+
+/// A GUID that names something: Entra never gives the all-zero GUID to a
+/// tenant, device or user, and Microsoft uses it to mean "none".
+fn id(field: &Field, text: &str) -> Result<Guid, Error> {
+    match Guid::parse(text) {
+        Some(guid) if guid.is_nil() => Err(Error::BadRequest(format!(
+            "{} is the all-zero GUID, which names nothing",
+            field.name
+        ))),
+        Some(guid) => Ok(guid),
+        None => Err(not_a_guid(field)),
+    }
 }
 
 fn not_a_guid(field: &Field) -> Error {

@@ -165,6 +165,13 @@ fn create_refuses_bad_input() {
                 &format!("entraTenantId {NOT_A_GUID}"),
             ),
             post(
+                "tenant the nil GUID",
+                vec![key(), origin(), json_body()],
+                body(json!({"entraTenantId": "00000000-0000-0000-0000-000000000000"})),
+                400,
+                "entraTenantId is the all-zero GUID, which names nothing",
+            ),
+            post(
                 "tenant a number",
                 vec![key(), origin(), json_body()],
                 body(json!({"entraTenantId": 7})),

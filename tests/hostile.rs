@@ -491,6 +491,12 @@ fn credential_cases(w: &World) -> Vec<Case> {
             400,
         );
         add(
+            "tenant the nil GUID",
+            format!("entraTenantId=00000000-0000-0000-0000-000000000000&fleetServerSecret={s}"),
+            vec![key()],
+            400,
+        );
+        add(
             "SQL in tenant",
             format!("entraTenantId=%27+OR+1%3D1--&fleetServerSecret={s}"),
             vec![key()],
