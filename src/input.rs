@@ -103,6 +103,38 @@ fn nesting_depth(json: &[u8]) -> usize {
     deepest
 }
 
+/// A JSON object's members in order, a repeated key kept each time, so that a
+/// key given twice with different values is refused like two spellings that
+/// disagree (a map would silently keep the last one).
+struct Members(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Members, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Value>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 /// One input value: text from a query string or form, or a JSON value.
 #[derive(Clone, Debug, PartialEq)]
 enum Raw {
@@ -171,13 +203,15 @@ impl Fields {
                 "the JSON body is nested more than {MAX_JSON_DEPTH} levels deep"
             )));
         }
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))?;
-        let Value::Object(map) = value else {
-            return Err(Error::BadRequest("the body must be a JSON object".into()));
-        };
+        let members: Members = serde_json::from_slice(body).map_err(|e| {
+            Error::BadRequest(match e.classify() {
+                // Well-formed JSON of another type than an object.
+                serde_json::error::Category::Data => "the body must be a JSON object".into(),
+                _ => format!("the body is not valid JSON: {e}"),
+            })
+        })?;
         self.values
-            .extend(map.into_iter().map(|(k, v)| (k, Raw::Json(v))));
+            .extend(members.0.into_iter().map(|(k, v)| (k, Raw::Json(v))));
         Ok(())
     }
 
@@ -333,6 +367,21 @@ mod tests {
         f.add_body(Some("application/json"), json.as_bytes())
             .unwrap();
         f
+    }
+
+    #[test]
+    fn a_key_repeated_in_a_json_body_must_repeat_its_value() {
+        let id = "6f1c2b3a-8d4e-4c5f-9a7b-2e1d0c9b8a76";
+        let same = body(&format!(
+            r#"{{"entraTenantId":"{id}","entraTenantId":"{id}"}}"#
+        ));
+        assert_eq!(same.guid(&TENANT_ID).unwrap().to_string(), id);
+
+        let other = "0c2f5e8a-7b1d-4e3c-8f6a-5d4b3a2c1e0f";
+        let differ = body(&format!(
+            r#"{{"entraTenantId":"{id}","entraTenantId":"{other}"}}"#
+        ));
+        assert!(differ.guid(&TENANT_ID).is_err());
     }
 
     #[test]

@@ -165,6 +165,16 @@ fn create_refuses_bad_input() {
                 &format!("entraTenantId {NOT_A_GUID}"),
             ),
             post(
+                "one key twice, different values",
+                vec![key(), origin(), json_body()],
+                Some(format!(
+                    r#"{{"entraTenantId":"{tenant}","entraTenantId":"{}"}}"#,
+                    new_tenant()
+                )),
+                400,
+                "entraTenantId is given more than once with different values",
+            ),
+            post(
                 "tenant the nil GUID",
                 vec![key(), origin(), json_body()],
                 body(json!({"entraTenantId": "00000000-0000-0000-0000-000000000000"})),
