@@ -269,6 +269,49 @@ fn metrics_parse_and_move_with_traffic() {
     );
 }
 
+/// A tenant set up moments ago has had no heartbeat yet; the gauge the
+/// staleness alert watches must date it from its setup, not from 1970.
+#[test]
+fn oldest_heartbeat_gauge_counts_a_new_tenant_from_its_setup() {
+    let mut env = TestEnv::start();
+    let started = chrono::Utc::now().timestamp();
+    env.set_up(&new_tenant());
+    let finished = chrono::Utc::now().timestamp();
+    // A process of its own, so no other test's scrape sets the gauge.
+    env.stop();
+    let mut served = serve(&env);
+
+    let reply = env.send("GET", &format!("http://{}/metrics", served.addr), &[], None);
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    assert_eq!(reply.status, 200);
+    let scrape =
+        prometheus_parse::Scrape::parse(reply.body.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let oldest = sample(
+        &scrape,
+        "compliance_proxy_oldest_tenant_heartbeat_timestamp_seconds",
+        &[],
+    ) as i64;
+    assert!(
+        (started..=finished).contains(&oldest),
+        "{oldest} is not within setup ({started}..={finished})"
+    );
+}
+
+#[test]
+fn migrate_status_reports_the_latest_schema_version() {
+    let env = TestEnv::start();
+    // An answered request means the server has created the schema.
+    env.create(&new_tenant());
+    let output = env.command(&["migrate", "--status"]).output().unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("schema version 2, this binary's latest 2 (up to date)"),
+        "{printed}"
+    );
+}
+
 #[test]
 fn maintenance_removes_exactly_what_is_past_its_age() {
     let env = TestEnv::start();
