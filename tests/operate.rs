@@ -457,3 +457,16 @@ fn admin_commands_print_no_secret() {
         .unwrap();
     assert_eq!(listed.status.code(), Some(1));
 }
+
+/// A malformed tenant id is a usage error (2), like any other bad argument;
+/// a well-formed one the database does not hold is a failure (1), above.
+#[test]
+fn tenants_show_refuses_a_malformed_tenant_id_as_a_usage_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_compliance-proxy"))
+        .args(["tenants", "show", "nope", "--database", "/nonexistent/x.db"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{printed}");
+    assert!(printed.contains("not a tenant id (a GUID)"), "{printed}");
+}
