@@ -470,3 +470,49 @@ fn tenants_show_refuses_a_malformed_tenant_id_as_a_usage_error() {
     assert_eq!(output.status.code(), Some(2), "{printed}");
     assert!(printed.contains("not a tenant id (a GUID)"), "{printed}");
 }
+
+/// A database that cannot be opened is reported once, with its path: the
+/// error chain used to repeat SQLite's message (and the path) three times.
+#[test]
+fn unopenable_files_are_reported_once_with_their_path() {
+    let env = TestEnv::start();
+    // An answered request means the server has created the schema.
+    env.create(&new_tenant());
+    let missing = env.db_path.with_file_name("no-such-dir").join("x.db");
+    let target = env.db_path.with_file_name("no-such-dir").join("b.db");
+    let migrate = env
+        .command(&["migrate"])
+        .env("COMPLIANCE_PROXY_DATABASE", &missing)
+        .output()
+        .unwrap();
+    let backup = env
+        .command(&["backup", target.to_str().unwrap()])
+        .output()
+        .unwrap();
+
+    for (output, path, expected) in [
+        (
+            migrate,
+            missing.display().to_string(),
+            format!(
+                "could not open the database {}: unable to open database file",
+                missing.display()
+            ),
+        ),
+        (
+            backup,
+            target.with_extension("partial").display().to_string(),
+            format!(
+                "could not back up to {}: could not create {}: unable to open database file",
+                target.display(),
+                target.with_extension("partial").display()
+            ),
+        ),
+    ] {
+        let printed = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{printed}");
+        assert_eq!(printed.trim_end(), format!("compliance-proxy: {expected}"));
+        assert_eq!(printed.matches(&path).count(), 1, "{printed}");
+        assert_eq!(printed.matches("unable to open").count(), 1, "{printed}");
+    }
+}
