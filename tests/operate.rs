@@ -222,6 +222,16 @@ fn scrape(env: &TestEnv) -> prometheus_parse::Scrape {
         let value = line.rsplit(' ').next().unwrap();
         assert!(value.parse::<f64>().is_ok(), "not a sample line: {line}");
     }
+    // Every metric is described once: a HELP line for each TYPE line.
+    let named = |prefix: &str| -> Vec<String> {
+        let lines = reply.body.lines().filter_map(|l| l.strip_prefix(prefix));
+        lines
+            .map(|rest| rest.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let (typed, helped) = (named("# TYPE "), named("# HELP "));
+    assert!(!typed.is_empty(), "{}", reply.body);
+    assert_eq!(typed, helped, "{}", reply.body);
     prometheus_parse::Scrape::parse(reply.body.lines().map(|l| Ok(l.to_string()))).unwrap()
 }
 
