@@ -51,10 +51,7 @@ pub async fn list(database: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// `tenants show <tenant>`: everything stored about one tenant.
-pub async fn show(database: &Path, tenant: &str, as_json: bool) -> anyhow::Result<ExitCode> {
-    let Some(tenant) = Guid::parse(tenant.trim()) else {
-        anyhow::bail!("{tenant:?} is not a tenant id (a GUID)");
-    };
+pub async fn show(database: &Path, tenant: Guid, as_json: bool) -> anyhow::Result<ExitCode> {
     let store = open_store(database, false).await?;
     let Some(integration) = store.integration_by_tenant(tenant).await? else {
         eprintln!("no integration for tenant {tenant}");

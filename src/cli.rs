@@ -314,7 +314,8 @@ struct ShowArgs {
     common: CommonArgs,
 
     /// The Entra tenant id.
-    tenant: String,
+    #[arg(value_parser = parse_tenant)]
+    tenant: Guid,
 
     /// Print JSON instead of text.
     #[arg(long)]
@@ -353,6 +354,12 @@ struct SimulateArgs {
     log_level: String,
 }
 
+/// A tenant id on the command line. A malformed one is a usage error, which
+/// clap reports like any other (exit status 2), before anything is opened.
+fn parse_tenant(text: &str) -> Result<Guid, String> {
+    Guid::parse(text.trim()).ok_or_else(|| "not a tenant id (a GUID)".to_string())
+}
+
 /// A consent link must live long enough for an admin to sign in and click.
 const MIN_CONSENT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -370,7 +377,7 @@ enum Job {
     },
     Show {
         database: PathBuf,
-        tenant: String,
+        tenant: Guid,
         json: bool,
     },
     Backup {
@@ -467,7 +474,7 @@ pub fn main() -> ExitCode {
                 database,
                 tenant,
                 json,
-            } => crate::admin::show(&database, &tenant, json).await,
+            } => crate::admin::show(&database, tenant, json).await,
             Job::Backup { database, file } => crate::admin::backup(&database, file).await,
         }
     });

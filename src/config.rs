@@ -169,33 +169,36 @@ impl Validator {
         self.warnings.clone()
     }
 
-    /// A duration no shorter than `minimum`.
+    /// A duration no shorter than `minimum`. Zero is simply too short, so
+    /// one bad value yields one problem.
     pub fn duration_at_least(&mut self, setting: &str, text: &str, minimum: Duration) -> Duration {
-        let duration = self.duration(setting, text);
-        if duration < minimum {
-            let shown = humantime::format_duration(minimum);
-            self.problem(
-                setting,
-                format!("{text:?} is shorter than the minimum of {shown}"),
-            );
-            return minimum;
+        match parse_duration(text) {
+            Ok(duration) if duration >= minimum => duration,
+            Ok(_) => {
+                let shown = humantime::format_duration(minimum);
+                self.problem(
+                    setting,
+                    format!("{text:?} is shorter than the minimum of {shown}"),
+                );
+                minimum
+            }
+            Err(problem) => {
+                self.problem(setting, problem);
+                minimum
+            }
         }
-        duration
     }
 
     /// A duration such as `500ms`, `30s`, `5m`, `24h` or `7days`.
     pub fn duration(&mut self, setting: &str, text: &str) -> Duration {
-        match humantime::parse_duration(text.trim()) {
+        match parse_duration(text) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
                 self.problem(setting, "must be longer than zero");
                 Duration::from_secs(1)
             }
-            Err(e) => {
-                self.problem(
-                    setting,
-                    format!("{text:?} is not a duration like 500ms, 30s or 5m ({e})"),
-                );
+            Err(problem) => {
+                self.problem(setting, problem);
                 Duration::from_secs(1)
             }
         }
@@ -345,6 +348,12 @@ impl Validator {
     }
 }
 
+/// Parses a duration, or says what is wrong with the text.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 500ms, 30s or 5m ({e})"))
+}
+
 /// Crontab weekday numbers (0-7, Sunday twice) as names, leaving steps
 /// (`*/2`) alone: `1-5` becomes `MON-FRI`.
 fn weekday_names(field: &str) -> String {
@@ -408,6 +417,29 @@ mod tests {
             .map(|p| p.split(':').next().unwrap())
             .collect();
         assert_eq!(names, ["--c", "--d", "--e", "--f", "--g", "--h"]);
+    }
+
+    #[test]
+    fn a_duration_below_its_minimum_is_one_problem() {
+        let minute = Duration::from_secs(60);
+        for (text, expected) in [
+            ("0s", r#"--ttl: "0s" is shorter than the minimum of 1m"#),
+            ("30s", r#"--ttl: "30s" is shorter than the minimum of 1m"#),
+            (
+                "soon",
+                r#"--ttl: "soon" is not a duration like 500ms, 30s or 5m"#,
+            ),
+        ] {
+            let mut v = Validator::default();
+            assert_eq!(v.duration_at_least("--ttl", text, minute), minute);
+            let problems = v.finish().unwrap_err().problems;
+            assert_eq!(problems.len(), 1, "{text}: {problems:?}");
+            assert!(problems[0].starts_with(expected), "{text}: {problems:?}");
+        }
+
+        let mut v = Validator::default();
+        assert_eq!(v.duration_at_least("--ttl", "2m", minute), 2 * minute);
+        v.finish().unwrap();
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub enum OriginError {
     Scheme,
     Userinfo,
     Host,
+    /// The host ends in a number but is not a plain dotted-quad IPv4 address.
+    NumericHost,
     Port,
     Path,
     QueryOrFragment,
@@ -84,6 +86,10 @@ impl fmt::Display for OriginError {
             OriginError::Scheme => "the scheme must be http or https",
             OriginError::Userinfo => "user information is not allowed",
             OriginError::Host => "the host is missing or not a valid host name or IP address",
+            OriginError::NumericHost => {
+                "a host ending in a number must be an IPv4 address of four decimal numbers \
+                 from 0 to 255 without leading zeros, such as 192.0.2.10"
+            }
             OriginError::Port => "the port is not a number between 1 and 65535",
             OriginError::Path => "a path is not allowed (only scheme, host and port)",
             OriginError::QueryOrFragment => "a query or fragment is not allowed",
@@ -121,7 +127,11 @@ impl Origin {
 
         let (host, port) = split_host_port(authority)?;
         let host = host.to_ascii_lowercase();
-        if !is_valid_host(&host) {
+        if ends_in_number(&host) {
+            if host.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(OriginError::NumericHost);
+            }
+        } else if !is_valid_host(&host) {
             return Err(OriginError::Host);
         }
         let port = port.map(parse_port).transpose()?;
@@ -179,21 +189,27 @@ fn parse_port(digits: &str) -> Result<u16, OriginError> {
     }
 }
 
+/// Whether a browser would read the host as an IPv4 address: the WHATWG URL
+/// standard does so when the last label is a decimal number or starts with
+/// `0x`, and then accepts shorthand, octal and hex forms (`127.1`, `0177.0.0.1`
+/// and `0x7f.1` all mean 127.0.0.1). Such a host must be a plain dotted quad
+/// (std's parser refuses every other form), so the address checked here is
+/// the one the browser is redirected to.
+fn ends_in_number(host: &str) -> bool {
+    let last = host.rsplit('.').next().unwrap_or_default();
+    (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())) || last.starts_with("0x")
+}
+
 /// A DNS name (letters, digits, hyphens, dots; labels of 1–63 characters that
-/// neither start nor end with a hyphen), an IPv4 address, or a bracketed IPv6
-/// address.
+/// neither start nor end with a hyphen) or a bracketed IPv6 address. Hosts
+/// that end in a number are IPv4 addresses, checked by [`ends_in_number`]'s
+/// caller.
 fn is_valid_host(host: &str) -> bool {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return inner.parse::<std::net::Ipv6Addr>().is_ok();
     }
     if host.is_empty() || host.len() > 253 {
         return false;
-    }
-
-    // Names made only of digits and dots are IPv4 addresses to every browser,
-    // so they must be valid ones (not `999.999.999.999` or `127.1`).
-    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return host.parse::<std::net::Ipv4Addr>().is_ok();
     }
 
     // A trailing dot (fully qualified form) is legal in DNS but not worth the
@@ -241,6 +257,9 @@ mod tests {
             ("https://Fleet.Example.COM/", "https://fleet.example.com"),
             ("HTTP://localhost:8080", "http://localhost:8080"),
             ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+            ("https://10.0.0.255", "https://10.0.0.255"),
+            ("https://0xfleet.example.com", "https://0xfleet.example.com"),
+            ("https://fleet1.example.com2", "https://fleet1.example.com2"),
             ("https://[::1]:8443", "https://[::1]:8443"),
             (
                 "https://fleet.example.com:0443",
@@ -275,8 +294,17 @@ mod tests {
             ),
             ("https://fleet_example.com", OriginError::Host),
             ("https://fleet.example.com.", OriginError::Host),
-            ("http://999.999.999.999", OriginError::Host),
-            ("http://127.1", OriginError::Host),
+            ("http://999.999.999.999", OriginError::NumericHost),
+            ("http://127.1", OriginError::NumericHost),
+            // Browsers read all of these as IPv4 addresses in other notations.
+            ("https://0x7f.1", OriginError::NumericHost),
+            ("https://0X7F.0.0.1", OriginError::NumericHost),
+            ("http://0177.0.0.1", OriginError::NumericHost),
+            ("http://127.0.0.01", OriginError::NumericHost),
+            ("http://2130706433", OriginError::NumericHost),
+            ("https://fleet.example.0x1", OriginError::NumericHost),
+            ("https://fleet.example.123", OriginError::NumericHost),
+            ("http://1.2.3.4.5", OriginError::NumericHost),
             ("https:///fleet.example.com", OriginError::Host),
             ("https://-fleet.example.com", OriginError::Host),
             ("https://fleet%2eexample.com", OriginError::Host),

@@ -36,9 +36,58 @@ pub fn install() -> Option<PrometheusHandle> {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
                 .expect("the bucket list is not empty");
-            builder.install_recorder().ok()
+            let handle = builder.install_recorder().ok()?;
+            describe();
+            Some(handle)
         })
         .clone()
+}
+
+/// Gives every metric its `# HELP` text. Descriptions are kept by the
+/// recorder, so this runs once it is installed.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+    describe_counter!(
+        REQUESTS,
+        "HTTP requests answered, by route template and status."
+    );
+    describe_histogram!(
+        REQUEST_SECONDS,
+        Unit::Seconds,
+        "Time to answer an HTTP request, by route template."
+    );
+    describe_counter!(
+        MICROSOFT_CALLS,
+        "Calls to Microsoft, by operation and outcome (ok or an error kind)."
+    );
+    describe_histogram!(
+        MICROSOFT_SECONDS,
+        Unit::Seconds,
+        "Time per Microsoft call, retries included, by operation."
+    );
+    describe_counter!(
+        CACHE_LOOKUPS,
+        "Lookups in the token, endpoints and users caches, by hit or miss."
+    );
+    describe_gauge!(
+        INTEGRATIONS,
+        "Integrations pending consent and set up, read from the database at each scrape."
+    );
+    describe_gauge!(
+        LAST_HEARTBEAT_ROUND,
+        Unit::Seconds,
+        "Unix time the last heartbeat round without a failure finished (serve's schedule only)."
+    );
+    describe_counter!(
+        HEARTBEATS,
+        "Tenant heartbeats sent by serve's schedule, by outcome."
+    );
+    describe_gauge!(
+        OLDEST_HEARTBEAT,
+        Unit::Seconds,
+        "Oldest last successful heartbeat among set-up tenants (setup time if none yet)."
+    );
 }
 
 /// Folds recorded histogram samples into their buckets every second.
@@ -81,7 +130,7 @@ pub fn cache_lookup(cache: &'static str, hit: bool) {
 
 /// Read from the database at scrape time: the number of integrations in
 /// each state, and the oldest last successful heartbeat of a set-up tenant
-/// (0 if one never had one). The latter is right whichever process sends
+/// (the time its setup was done if it has had none yet). The latter is right whichever process sends
 /// heartbeats (`serve`'s schedule or a `heartbeat` timer) and survives
 /// restarts, so it is the one to alert on.
 pub fn integrations(pending: u64, set_up: u64, oldest_heartbeat: Option<i64>) {

@@ -271,6 +271,12 @@ fn create_cases(w: &World) -> Vec<Case> {
             400,
         ),
         post(
+            "hex IPv4 Origin",
+            good("https://0x7f.1"),
+            ok_body.clone(),
+            400,
+        ),
+        post(
             "backslash Origin",
             good("https://evil.example\\@fleet.example.com"),
             ok_body.clone(),

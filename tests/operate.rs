@@ -217,6 +217,16 @@ fn scrape(env: &TestEnv) -> prometheus_parse::Scrape {
         let value = line.rsplit(' ').next().unwrap();
         assert!(value.parse::<f64>().is_ok(), "not a sample line: {line}");
     }
+    // Every metric is described once: a HELP line for each TYPE line.
+    let named = |prefix: &str| -> Vec<String> {
+        let lines = reply.body.lines().filter_map(|l| l.strip_prefix(prefix));
+        lines
+            .map(|rest| rest.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let (typed, helped) = (named("# TYPE "), named("# HELP "));
+    assert!(!typed.is_empty(), "{}", reply.body);
+    assert_eq!(typed, helped, "{}", reply.body);
     prometheus_parse::Scrape::parse(reply.body.lines().map(|l| Ok(l.to_string()))).unwrap()
 }
 
@@ -261,6 +271,49 @@ fn metrics_parse_and_move_with_traffic() {
             .metric
             .starts_with("compliance_proxy_http_request_duration")),
         "{latency}"
+    );
+}
+
+/// A tenant set up moments ago has had no heartbeat yet; the gauge the
+/// staleness alert watches must date it from its setup, not from 1970.
+#[test]
+fn oldest_heartbeat_gauge_counts_a_new_tenant_from_its_setup() {
+    let mut env = TestEnv::start();
+    let started = chrono::Utc::now().timestamp();
+    env.set_up(&new_tenant());
+    let finished = chrono::Utc::now().timestamp();
+    // A process of its own, so no other test's scrape sets the gauge.
+    env.stop();
+    let mut served = serve(&env);
+
+    let reply = env.send("GET", &format!("http://{}/metrics", served.addr), &[], None);
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    assert_eq!(reply.status, 200);
+    let scrape =
+        prometheus_parse::Scrape::parse(reply.body.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let oldest = sample(
+        &scrape,
+        "compliance_proxy_oldest_tenant_heartbeat_timestamp_seconds",
+        &[],
+    ) as i64;
+    assert!(
+        (started..=finished).contains(&oldest),
+        "{oldest} is not within setup ({started}..={finished})"
+    );
+}
+
+#[test]
+fn migrate_status_reports_the_latest_schema_version() {
+    let env = TestEnv::start();
+    // An answered request means the server has created the schema.
+    env.create(&new_tenant());
+    let output = env.command(&["migrate", "--status"]).output().unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("schema version 2, this binary's latest 2 (up to date)"),
+        "{printed}"
     );
 }
 
@@ -408,4 +461,63 @@ fn admin_commands_print_no_secret() {
         .output()
         .unwrap();
     assert_eq!(listed.status.code(), Some(1));
+}
+
+/// A malformed tenant id is a usage error (2), like any other bad argument;
+/// a well-formed one the database does not hold is a failure (1), above.
+#[test]
+fn tenants_show_refuses_a_malformed_tenant_id_as_a_usage_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_compliance-proxy"))
+        .args(["tenants", "show", "nope", "--database", "/nonexistent/x.db"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{printed}");
+    assert!(printed.contains("not a tenant id (a GUID)"), "{printed}");
+}
+
+/// A database that cannot be opened is reported once, with its path: the
+/// error chain used to repeat SQLite's message (and the path) three times.
+#[test]
+fn unopenable_files_are_reported_once_with_their_path() {
+    let env = TestEnv::start();
+    // An answered request means the server has created the schema.
+    env.create(&new_tenant());
+    let missing = env.db_path.with_file_name("no-such-dir").join("x.db");
+    let target = env.db_path.with_file_name("no-such-dir").join("b.db");
+    let migrate = env
+        .command(&["migrate"])
+        .env("COMPLIANCE_PROXY_DATABASE", &missing)
+        .output()
+        .unwrap();
+    let backup = env
+        .command(&["backup", target.to_str().unwrap()])
+        .output()
+        .unwrap();
+
+    for (output, path, expected) in [
+        (
+            migrate,
+            missing.display().to_string(),
+            format!(
+                "could not open the database {}: unable to open database file",
+                missing.display()
+            ),
+        ),
+        (
+            backup,
+            target.with_extension("partial").display().to_string(),
+            format!(
+                "could not back up to {}: could not create {}: unable to open database file",
+                target.display(),
+                target.with_extension("partial").display()
+            ),
+        ),
+    ] {
+        let printed = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{printed}");
+        assert_eq!(printed.trim_end(), format!("compliance-proxy: {expected}"));
+        assert_eq!(printed.matches(&path).count(), 1, "{printed}");
+        assert_eq!(printed.matches("unable to open").count(), 1, "{printed}");
+    }
 }

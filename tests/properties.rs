@@ -108,6 +108,36 @@ proptest! {
         prop_assert_eq!(Origin::parse(&format!("http://{host}")).is_ok(), valid, "{}", host);
     }
 
+    /// Browsers read a host whose last label is a number or starts with 0x
+    /// as an IPv4 address in shorthand, octal or hex (`0x7f.1`); such hosts
+    /// are refused unless they are a plain dotted quad.
+    #[test]
+    fn hosts_ending_in_a_number_must_be_dotted_quads(
+        labels in proptest::collection::vec(label(), 0..3),
+        last in prop_oneof!["[0-9]{1,10}", "0[xX][0-9a-fA-F]{0,8}"],
+    ) {
+        let mut host = labels.join(".");
+        if !host.is_empty() {
+            host.push('.');
+        }
+        host.push_str(&last);
+        prop_assert!(Origin::parse(&format!("https://{host}")).is_err(), "{}", host);
+    }
+
+    #[test]
+    fn ipv4_octets_with_leading_zeros_are_refused(
+        octets in proptest::collection::vec(0u8..=255, 4),
+        padded in proptest::option::of(0usize..4),
+    ) {
+        let host = octets
+            .iter()
+            .enumerate()
+            .map(|(i, o)| if padded == Some(i) { format!("0{o}") } else { o.to_string() })
+            .collect::<Vec<_>>()
+            .join(".");
+        prop_assert_eq!(Origin::parse(&format!("http://{host}")).is_ok(), padded.is_none(), "{}", host);
+    }
+
     #[test]
     fn query_decoding_round_trips_any_value(value in any::<String>(), snake in any::<bool>()) {
         let key = if snake { "fleet_server_secret" } else { "fleetServerSecret" };

@@ -466,9 +466,12 @@ fn extras(options: &Options, dir: &std::path::Path, results: &mut Results) {
     };
     let slow = Duration::from_millis(50);
     for (latency, op) in [(Duration::ZERO, None), (slow, Some(Op::Push))] {
+        // Two runs share the connection count; name what each one loads.
         eprintln!(
-            "load bench: memory with {} connections (load {})",
+            "load bench: memory with {} connections on {} at {} ms (load {})",
             options.connections,
+            op.map_or("GET /healthz", Op::name),
+            latency.as_millis(),
             procs::load_average()
         );
         match extras::connections_rss(dir, latency, op, &load(options.connections)) {

@@ -29,7 +29,13 @@ fn copy(source: &Connection, target: &Path) -> Result<u64, StoreError> {
     let _ = std::fs::remove_file(&partial);
 
     let pages = {
-        let mut destination = Connection::open(&partial)?;
+        let mut destination = Connection::open(&partial).map_err(|e| {
+            StoreError::Backup(format!(
+                "could not create {}: {}",
+                partial.display(),
+                super::open_failure(&e)
+            ))
+        })?;
         let backup = Backup::new(source, &mut destination)?;
         let mut attempts = 0;
         loop {

@@ -242,9 +242,11 @@ impl Store {
                 SetupOutcome::Done { policy_id } => (true, Some(policy_id.to_string()), None),
                 SetupOutcome::Failed { error } => (false, None, Some(error)),
             };
+            // setup_done_at dates a set-up tenant that has had no heartbeat yet.
             conn.execute(
                 "UPDATE integrations SET setup_done = ?2, policy_id = COALESCE(?3, policy_id), \
-                 setup_error = ?4, updated_at = ?5 WHERE id = ?1",
+                 setup_error = ?4, updated_at = ?5, setup_done_at = CASE WHEN ?2 THEN ?5 END \
+                 WHERE id = ?1",
                 params![id, done, policy, error, now()],
             )?;
             Ok(())
@@ -301,14 +303,18 @@ impl Store {
     }
 
     /// How many integrations are pending and how many are set up, and the
-    /// oldest last successful heartbeat among set-up tenants (0 when one never
-    /// had one; `None` without set-up tenants).
+    /// oldest last successful heartbeat among set-up tenants, where a tenant
+    /// without one counts from when its setup was done (`None` without
+    /// set-up tenants).
     pub async fn integration_counts(&self) -> Result<(u64, u64, Option<i64>), StoreError> {
+        // created_at is there only for a set-up row that nothing dated; it
+        // errs old, so the staleness alert fires rather than stays quiet.
         self.run(|conn| {
             Ok(conn.query_row(
                 "SELECT COUNT(*) FILTER (WHERE setup_done = 0), \
                  COUNT(*) FILTER (WHERE setup_done = 1), \
-                 MIN(COALESCE(last_heartbeat_at, 0)) FILTER (WHERE setup_done = 1) \
+                 MIN(COALESCE(last_heartbeat_at, setup_done_at, created_at)) \
+                 FILTER (WHERE setup_done = 1) \
                  FROM integrations",
                 [],
                 |row| {

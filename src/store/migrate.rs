@@ -10,7 +10,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{Store, StoreError};
 
 /// Every schema version in order; index 0 is version 1.
-const VERSIONS: &[&str] = &[include_str!("../../schema.sql")];
+const VERSIONS: &[&str] = &[
+    include_str!("../../schema.sql"),
+    include_str!("migrations/0002_setup_done_at.sql"),
+];
 
 /// The schema version this binary writes.
 pub const LATEST_VERSION: u32 = VERSIONS.len() as u32;
@@ -75,4 +78,61 @@ fn migrate_connection(conn: &mut Connection) -> Result<Migration, StoreError> {
 
 fn user_version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database left at version 1 by an older binary.
+    fn at_version_1() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(VERSIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn
+    }
+
+    fn insert(conn: &Connection, tenant: &str, setup_done: bool, updated_at: i64) {
+        conn.execute(
+            "INSERT INTO integrations (tenant_id, origin, secret_hash, setup_done, created_at, \
+             updated_at) VALUES (?1, 'https://fleet.example.com', x'00', ?2, 100, ?3)",
+            rusqlite::params![tenant, setup_done, updated_at],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn version_2_dates_setup_of_rows_already_set_up() {
+        let mut conn = at_version_1();
+        insert(&conn, "done", true, 1_700_000_000);
+        insert(&conn, "pending", false, 1_700_000_500);
+
+        let migration = migrate_connection(&mut conn).unwrap();
+        assert_eq!(migration, Migration { from: 1, to: 2 });
+
+        let dated = |tenant: &str| -> Option<i64> {
+            conn.query_row(
+                "SELECT setup_done_at FROM integrations WHERE tenant_id = ?1",
+                [tenant],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(dated("done"), Some(1_700_000_000));
+        assert_eq!(dated("pending"), None);
+    }
+
+    #[test]
+    fn a_new_database_gets_every_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let migration = migrate_connection(&mut conn).unwrap();
+        assert_eq!(
+            migration,
+            Migration {
+                from: 0,
+                to: LATEST_VERSION
+            }
+        );
+        assert_eq!(LATEST_VERSION, 2);
+    }
 }

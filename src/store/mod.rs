@@ -29,18 +29,44 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A storage operation failed. These are never shown to Fleet; the edge turns
 /// them into a generic 500 and logs the cause.
+///
+/// Each message already includes its cause, so the causes are not exposed as
+/// `source()` as well: printing the error chain would otherwise repeat them
+/// (rusqlite's message, then SQLite's code description, once more each).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The file could not be opened; the text is SQLite's reason alone, since
+    /// every caller names the path.
+    #[error("{0}")]
+    Open(String),
     #[error("could not get a database connection: {0}")]
-    Pool(#[from] r2d2::Error),
+    Pool(r2d2::Error),
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("database worker failed: {0}")]
-    Worker(#[from] tokio::task::JoinError),
+    Worker(tokio::task::JoinError),
     #[error("database schema: {0}")]
     Schema(String),
-    #[error("backup: {0}")]
+    #[error("{0}")]
     Backup(String),
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> StoreError {
+        StoreError::Pool(e)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite(e)
+    }
+}
+
+impl From<tokio::task::JoinError> for StoreError {
+    fn from(e: tokio::task::JoinError) -> StoreError {
+        StoreError::Worker(e)
+    }
 }
 
 /// A handle to the database; cheap to clone.
@@ -66,7 +92,7 @@ impl Store {
     pub fn open(path: &Path, pool_size: u32) -> Result<Store, StoreError> {
         // The journal mode is a property of the file: set it once, before the
         // pool opens connections in parallel and they race to change it.
-        let first = Connection::open(path)?;
+        let first = Connection::open(path).map_err(|e| StoreError::Open(open_failure(&e)))?;
         first.busy_timeout(BUSY_TIMEOUT)?;
         let _mode: String =
             first.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
@@ -131,6 +157,17 @@ impl Store {
             Ok(())
         })
         .await
+    }
+}
+
+/// Why SQLite could not open a file, without the path: rusqlite appends the
+/// path to its message, and the caller names it already.
+pub(crate) fn open_failure(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(code, _) => {
+            rusqlite::ffi::code_to_str(code.extended_code).to_string()
+        }
+        other => other.to_string(),
     }
 }
 
