@@ -237,7 +237,7 @@ struct ServeArgs {
     #[arg(long, env = "COMPLIANCE_PROXY_HEADER_TIMEOUT", default_value = "10s")]
     header_timeout: String,
 
-    /// Time one request may take.
+    /// Time a request may take before it is answered 503; the work it started goes on.
     #[arg(long, env = "COMPLIANCE_PROXY_REQUEST_TIMEOUT", default_value = "60s")]
     request_timeout: String,
 
