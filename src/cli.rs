@@ -249,7 +249,7 @@ struct ServeArgs {
     #[arg(long, env = "COMPLIANCE_PROXY_MAX_CONNECTIONS", default_value = "4096")]
     max_connections: String,
 
-    /// Time in-flight requests get to finish after SIGTERM or SIGINT.
+    /// Time in-flight requests, and work they started, get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "COMPLIANCE_PROXY_SHUTDOWN_TIMEOUT", default_value = "30s")]
     shutdown_timeout: String,
 

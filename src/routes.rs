@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::Error;
@@ -89,6 +90,9 @@ pub struct App {
     pub body_timeout: Duration,
     pub request_timeout: Duration,
     pub metrics: Option<PrometheusHandle>,
+    /// Every handler's task, so that shutdown can wait for work whose client
+    /// already has its answer (a timeout) or has hung up.
+    pub work: TaskTracker,
 }
 
 /// How a route's errors are shown.
@@ -124,13 +128,14 @@ pub async fn handle(app: std::sync::Arc<App>, req: Request<Incoming>) -> Respons
     // answers first: cutting it off half-way would leave Microsoft and our
     // records apart. Every Microsoft and database call it makes is bounded.
     let timeout = app.request_timeout;
-    let mut work = tokio::spawn(
+    let tracker = app.work.clone();
+    let mut work = tracker.spawn(
         async move { dispatch(&app, req, &method, &path, audience).await }.instrument(span.clone()),
     );
     let result = match tokio::time::timeout(timeout, &mut work).await {
         Ok(joined) => joined.unwrap_or_else(|e| Err(panicked(e))),
         Err(_) => {
-            tokio::spawn(finish_late(work).instrument(span.clone()));
+            tracker.spawn(finish_late(work).instrument(span.clone()));
             Err(Error::Unavailable {
                 message: format!(
                     "the request did not finish within {}; what it started goes on, and a \

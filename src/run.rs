@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{HeartbeatConfig, ServeConfig, SetupSettings};
 use crate::microsoft::Microsoft;
@@ -93,6 +94,7 @@ pub async fn serve_on(
         body_timeout: config.limits.header_timeout,
         request_timeout: config.limits.request_timeout,
         metrics,
+        work: TaskTracker::new(),
     });
     tracing::info!(
         address = %local,

@@ -85,15 +85,21 @@ pub async fn run(
         connections = graceful.count(),
         "shutting down: no longer accepting, waiting for in-flight requests"
     );
+    // Connections first, then work that outlived its request (a setup or an
+    // upload whose client got a timeout or hung up), within one deadline.
+    let drained = async {
+        graceful.shutdown().await;
+        tracing::info!(still_working = app.work.len(), "all connections closed");
+        app.work.close();
+        app.work.wait().await;
+    };
     tokio::select! {
-        () = graceful.shutdown() => {
-            tracing::info!("all connections closed");
-            true
-        }
+        () = drained => true,
         () = tokio::time::sleep(limits.shutdown_timeout) => {
             tracing::warn!(
+                work = app.work.len(),
                 timeout_ms = limits.shutdown_timeout.as_millis() as u64,
-                "connections still open at the shutdown deadline; closing them"
+                "requests or their work still running at the shutdown deadline; stopping them"
             );
             false
         }

@@ -26,10 +26,15 @@ struct Served {
 
 /// Starts `serve` on a free port and waits for its "listening" log line.
 fn serve(env: &TestEnv) -> Served {
+    serve_with(env, &[])
+}
+
+fn serve_with(env: &TestEnv, extra: &[&str]) -> Served {
     let mut child = env
         .command(&["serve"])
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(["--api-key", API_KEY, "--heartbeat-schedule", "off"])
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("serve starts");
@@ -117,6 +122,61 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     assert!(logs.contains("shutdown requested"), "{logs}");
     assert!(logs.contains("all connections closed"), "{logs}");
     assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 4);
+}
+
+#[test]
+fn sigterm_waits_for_work_that_outlived_its_request() {
+    let mut env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.set_up(&tenant);
+    env.stop();
+
+    let mut served = serve_with(&env, &["--request-timeout", "1s"]);
+    // The upload fails, slowly, twice: the report's clean-up then removes its
+    // message, but only if the process is still running by then.
+    env.sim.add_fault(
+        Fault::on("PUT", "/DataUploadMessages")
+            .status(500)
+            .delay(Duration::from_millis(1500))
+            .times(2),
+    );
+    let url = format!("http://{}{DEVICE}", served.addr);
+    let headers = [
+        ("MS-API-Key", API_KEY),
+        ("Content-Type", "application/json"),
+    ];
+    let reply = env.send("POST", &url, &headers, Some(&report(&tenant, &secret)));
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 1);
+
+    let pid = served.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exit = served.child.wait().unwrap();
+
+    let logs = served.logs.lock().unwrap().join("\n");
+    assert_eq!(exit.code(), Some(0), "{logs}");
+    let closed = logs
+        .find("all connections closed")
+        .expect("connections closed");
+    let failed = logs
+        .find("uploading the device record failed")
+        .expect("upload failed");
+    assert!(
+        closed < failed,
+        "the upload ended after the connections: {logs}"
+    );
+    assert_eq!(env.sim.count("PUT", "/DataUploadMessages"), 2);
+    assert_eq!(
+        env.db_count("SELECT COUNT(*) FROM messages"),
+        0,
+        "the failed upload's message was removed before exit"
+    );
 }
 
 #[test]
