@@ -130,9 +130,9 @@ pub fn cache_lookup(cache: &'static str, hit: bool) {
 
 /// Read from the database at scrape time: the number of integrations in
 /// each state, and the oldest last successful heartbeat of a set-up tenant
-/// (the time its setup was done if it has had none yet). The latter is right whichever process sends
-/// heartbeats (`serve`'s schedule or a `heartbeat` timer) and survives
-/// restarts, so it is the one to alert on.
+/// (the time its setup was done if it has had none yet). The latter is right
+/// whichever process sends heartbeats (`serve`'s schedule or a `heartbeat`
+/// timer) and survives restarts, so it is the one to alert on.
 pub fn integrations(pending: u64, set_up: u64, oldest_heartbeat: Option<i64>) {
     metrics::gauge!(INTEGRATIONS, "state" => "pending").set(pending as f64);
     metrics::gauge!(INTEGRATIONS, "state" => "set_up").set(set_up as f64);

@@ -465,9 +465,12 @@ fn admin_commands_print_no_secret() {
 
     let db = env.db();
     let mut stored: Vec<String> = db
-        .prepare("SELECT hex(secret_hash) FROM integrations UNION ALL \
-                  SELECT hex(consent_state_hash) FROM integrations WHERE consent_state_hash IS NOT NULL \
-                  UNION ALL SELECT consent_nonce FROM integrations WHERE consent_nonce IS NOT NULL")
+        .prepare(
+            "SELECT hex(secret_hash) FROM integrations UNION ALL \
+             SELECT hex(consent_state_hash) FROM integrations \
+             WHERE consent_state_hash IS NOT NULL UNION ALL \
+             SELECT consent_nonce FROM integrations WHERE consent_nonce IS NOT NULL",
+        )
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
