@@ -413,14 +413,16 @@ fn extras(out: &mut String, options: &Options, results: &Results) {
         );
         let _ = writeln!(
             out,
-            "wrk `-c{}` against the proxy for {} s; VmRSS sampled every 100 ms, VmHWM at the end.\n",
+            "wrk `-c{}` against the proxy for {} s; VmRSS sampled every 100 ms, VmHWM at the \
+             end.\n",
             options.connections,
             options.duration.as_secs()
         );
         let _ = writeln!(
             out,
-            "| load | RSS idle MiB | RSS max under load MiB | VmHWM MiB | sockets max | threads max \
-             | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|---|---|---|"
+            "| load | RSS idle MiB | RSS max under load MiB | VmHWM MiB | sockets max | \
+             threads max | req/s | p50 ms | p99 ms | errors |\n\
+             |---|---|---|---|---|---|---|---|---|---|"
         );
         for r in &results.rss {
             let _ = writeln!(
@@ -449,7 +451,8 @@ fn extras(out: &mut String, options: &Options, results: &Results) {
         let _ = writeln!(
             out,
             "| tenants | --heartbeat-concurrency | wall time s | exit | succeeded | failed | \
-             MS calls | calls/tenant | tenants/s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|"
+             MS calls | calls/tenant | tenants/s | peak RSS MiB |\n\
+             |---|---|---|---|---|---|---|---|---|---|"
         );
         for h in &results.heartbeats {
             let show = |v: Option<u64>| v.map_or("?".into(), |v| v.to_string());
@@ -474,7 +477,8 @@ fn extras(out: &mut String, options: &Options, results: &Results) {
         let _ = writeln!(
             out,
             "Spawn of `serve` to the first 200 from `/readyz` (polled every 0.5 ms on a new \
-             connection).\n\n| database | median ms | min ms | max ms | samples ms |\n|---|---|---|---|---|"
+             connection).\n\n| database | median ms | min ms | max ms | samples ms |\n\
+             |---|---|---|---|---|"
         );
         for (what, samples) in [
             ("fresh (schema created)", &ready.fresh),

@@ -256,7 +256,8 @@ fn poll(
     message: &str,
 ) -> anyhow::Result<String> {
     let url = format!(
-        "{proxy}{API}/device/message?entraTenantId={tenant}&fleetServerSecret={secret}&messageId={message}"
+        "{proxy}{API}/device/message?entraTenantId={tenant}&fleetServerSecret={secret}\
+         &messageId={message}"
     );
     let answer = send(agent, "GET", &url, &[], None)?;
     Ok(ok_json(&answer, "status poll")?["status"]
