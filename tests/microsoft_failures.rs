@@ -426,6 +426,31 @@ fn a_moved_service_url_is_rediscovered() {
 }
 
 #[test]
+fn a_moved_service_url_and_expired_tokens_together_still_succeed() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.set_up(&tenant);
+    push(&env, &tenant, &secret);
+    env.sim.expire_tokens();
+    env.sim.move_endpoints().unwrap();
+    env.sim.clear_requests();
+
+    // The cached URL refuses the connection (one retry, after rediscovery),
+    // and then the expired token is refused (one retry, with a fresh one).
+    let message = push(&env, &tenant, &secret);
+    assert!(!message.is_empty());
+    let uploads: Vec<u16> = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("DataUploadMessages"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(uploads, [401, 200]);
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 2);
+}
+
+#[test]
 fn deprovision_failing_keeps_the_row_for_a_retry() {
     let env = TestEnv::start();
     let tenant = new_tenant();

@@ -4,8 +4,9 @@
 //! cached token, resolves the base URL (discovering it if needed) and applies
 //! the retry policy of SPEC §4.4:
 //!
-//! - one retry, after a short pause, for a broken connection, a 401 (with a
-//!   fresh token) or a 500/502/503/504;
+//! - one retry, after a short pause, for a broken connection or a
+//!   500/502/503/504, and one with a fresh token for a 401, so that a call
+//!   makes at most three attempts;
 //! - a `Retry-After` on 429/503 is waited out while the total wait stays within
 //!   the configured cap; beyond it the caller gets [`ErrorKind::Throttled`];
 //! - a timeout is not retried: the limit is the operator's budget for the call.
@@ -255,7 +256,11 @@ impl Client {
 
     /// Sends `call` under the retry policy and returns the last reply.
     pub(crate) fn execute(&self, call: &Call) -> Result<Reply, MsError> {
+        // One retry for a broken connection or a 5xx, and separately one with a
+        // fresh token after a 401: after Intune moved, the retry against the
+        // new URL can meet a token that expired meanwhile.
         let mut retried = false;
+        let mut reauthenticated = false;
         let mut throttle_waits = 0;
         let mut waited = Duration::ZERO;
 
@@ -302,15 +307,20 @@ impl Client {
                 return Err(MsError::new(call.op, ErrorKind::Throttled(after)));
             }
 
-            let transient = matches!(reply.status, 401 | 429 | 500 | 502 | 503 | 504);
-            if reply.status == 401 {
-                if let Some(audience) = call.base.audience() {
-                    // Microsoft sometimes refuses a token it just issued; never
-                    // reuse one that was refused.
-                    self.tokens.forget(|key| *key == (call.tenant, audience));
+            if reply.status == 401
+                && let Some(audience) = call.base.audience()
+            {
+                // Microsoft sometimes refuses a token it just issued; never
+                // reuse one that was refused.
+                self.tokens.forget(|key| *key == (call.tenant, audience));
+                if !reauthenticated {
+                    reauthenticated = true;
+                    std::thread::sleep(RETRY_PAUSE);
+                    continue;
                 }
             }
-            if transient && !retried && (reply.status != 401 || call.base.audience().is_some()) {
+            let transient = matches!(reply.status, 429 | 500 | 502 | 503 | 504);
+            if transient && !retried {
                 retried = true;
                 std::thread::sleep(RETRY_PAUSE);
                 continue;
