@@ -147,6 +147,26 @@ struct RoundArgs {
     pending_ttl: String,
 }
 
+/// Where this service is reached, which Intune is told when a tenant is
+/// provisioned and again when it is deprovisioned.
+#[derive(Args, Debug)]
+struct PagesArgs {
+    /// External base URL of this service (consent redirect_uri, default page
+    /// URLs). `serve` defaults it to http://{listen address}.
+    #[arg(long, env = "COMPLIANCE_PROXY_PUBLIC_URL")]
+    public_url: Option<String>,
+
+    /// Enrollment page registered with Intune
+    /// [default: {public url}/microsoft-compliance-partner/enroll].
+    #[arg(long, env = "COMPLIANCE_PROXY_ENROLL_URL")]
+    enroll_url: Option<String>,
+
+    /// Remediation page registered with Intune
+    /// [default: {public url}/microsoft-compliance-partner/remediate].
+    #[arg(long, env = "COMPLIANCE_PROXY_REMEDIATE_URL")]
+    remediate_url: Option<String>,
+}
+
 #[derive(Args, Debug)]
 struct ServeArgs {
     #[command(flatten)]
@@ -166,10 +186,8 @@ struct ServeArgs {
     )]
     listen: String,
 
-    /// External base URL of this service (consent redirect_uri, default page
-    /// URLs). Defaults to http://{listen address}.
-    #[arg(long, env = "COMPLIANCE_PROXY_PUBLIC_URL")]
-    public_url: Option<String>,
+    #[command(flatten)]
+    pages: PagesArgs,
 
     /// An accepted API key; repeat (or comma-separate in the environment) to
     /// accept several during a rotation.
@@ -210,16 +228,6 @@ struct ServeArgs {
         default_value = "Device compliance reported by Fleet"
     )]
     policy_description: String,
-
-    /// Enrollment page registered with Intune
-    /// [default: {public url}/microsoft-compliance-partner/enroll].
-    #[arg(long, env = "COMPLIANCE_PROXY_ENROLL_URL")]
-    enroll_url: Option<String>,
-
-    /// Remediation page registered with Intune
-    /// [default: {public url}/microsoft-compliance-partner/remediate].
-    #[arg(long, env = "COMPLIANCE_PROXY_REMEDIATE_URL")]
-    remediate_url: Option<String>,
 
     /// When to send heartbeats: a five-field crontab expression (UTC), or "off".
     #[arg(
@@ -272,6 +280,9 @@ struct HeartbeatArgs {
 
     #[command(flatten)]
     round: RoundArgs,
+
+    #[command(flatten)]
+    pages: PagesArgs,
 }
 
 #[derive(Args, Debug)]
@@ -576,14 +587,8 @@ fn serve_config(v: &mut Validator, args: &ServeArgs) -> ServeConfig {
             .count("--max-pending", &args.max_pending)
             .min(u32::MAX.into()) as u32,
         message_retention: v.duration("--message-retention", &args.round.message_retention),
-        enroll_url: args
-            .enroll_url
-            .as_deref()
-            .map(|u| v.base_url("--enroll-url", u)),
-        remediate_url: args
-            .remediate_url
-            .as_deref()
-            .map(|u| v.base_url("--remediate-url", u)),
+        enroll_url: page_url(v, "--enroll-url", &args.pages.enroll_url),
+        remediate_url: page_url(v, "--remediate-url", &args.pages.remediate_url),
     };
     let body_limit = v.count("--body-limit", &args.body_limit);
     let limits = ServerLimits {
@@ -597,10 +602,7 @@ fn serve_config(v: &mut Validator, args: &ServeArgs) -> ServeConfig {
     ServeConfig {
         database: args.common.database.clone(),
         listen: v.socket_addr("--listen", &args.listen),
-        public_url: args
-            .public_url
-            .as_deref()
-            .map(|u| v.base_url("--public-url", u)),
+        public_url: page_url(v, "--public-url", &args.pages.public_url),
         api_keys: ApiKeys::new(api_keys),
         allow_anonymous: args.allow_anonymous,
         heartbeat_schedule: v.schedule("--heartbeat-schedule", &args.heartbeat_schedule),
@@ -621,7 +623,14 @@ fn heartbeat_config(v: &mut Validator, args: &HeartbeatArgs) -> HeartbeatConfig 
             as usize,
         message_retention: v.duration("--message-retention", &args.round.message_retention),
         pending_ttl: v.duration("--pending-ttl", &args.round.pending_ttl),
+        public_url: page_url(v, "--public-url", &args.pages.public_url),
+        enroll_url: page_url(v, "--enroll-url", &args.pages.enroll_url),
+        remediate_url: page_url(v, "--remediate-url", &args.pages.remediate_url),
     }
+}
+
+fn page_url(v: &mut Validator, flag: &str, url: &Option<String>) -> Option<String> {
+    url.as_deref().map(|u| v.base_url(flag, u))
 }
 
 /// The Microsoft settings; with the simulator, the application defaults to

@@ -78,7 +78,7 @@ pub struct SetupSettings {
 impl SetupSettings {
     /// Settings for a process that only runs heartbeat rounds and maintenance
     /// (the `heartbeat` subcommand): it creates nothing in tenants, so only
-    /// the ages matter.
+    /// the ages matter, and the page URLs for deprovisioning expired ones.
     pub fn for_maintenance(message_retention: Duration, pending_ttl: Duration) -> SetupSettings {
         SetupSettings {
             group_name: String::new(),
@@ -136,6 +136,11 @@ pub struct HeartbeatConfig {
     pub heartbeat_concurrency: usize,
     pub message_retention: Duration,
     pub pending_ttl: Duration,
+    /// Needed to deprovision expired integrations: Intune is sent the same
+    /// page URLs as when the tenant was provisioned.
+    pub public_url: Option<String>,
+    pub enroll_url: Option<String>,
+    pub remediate_url: Option<String>,
 }
 
 /// The configuration was refused; each entry names one setting and its problem.

@@ -136,12 +136,21 @@ pub async fn handle(app: std::sync::Arc<App>, req: Request<Incoming>) -> Respons
         Ok(joined) => joined.unwrap_or_else(|e| Err(panicked(e))),
         Err(_) => {
             tracker.spawn(finish_late(work).instrument(span.clone()));
-            Err(Error::Unavailable {
-                message: format!(
-                    "the request did not finish within {}; what it started goes on, and a \
-                     retry will see its outcome",
-                    humantime::format_duration(timeout)
+            let within = humantime::format_duration(timeout);
+            // The one browser route is the consent redirect, whose admin
+            // cannot retry (the link is used up) but can look at Fleet.
+            let message = match audience {
+                Audience::Browser => format!(
+                    "the request did not finish within {within}; the setup it started goes on, \
+                     and the conditional access settings page in Fleet will show its outcome"
                 ),
+                Audience::Fleet | Audience::Open => format!(
+                    "the request did not finish within {within}; what it started goes on, and \
+                     a retry will see its outcome"
+                ),
+            };
+            Err(Error::Unavailable {
+                message,
                 retry_after: None,
             })
         }

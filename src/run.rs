@@ -123,14 +123,18 @@ pub async fn serve_on(
 /// 1 if any tenant failed, so a timer unit shows the failure.
 pub async fn heartbeat(config: HeartbeatConfig) -> anyhow::Result<ExitCode> {
     let store = open_store(&config.database, false).await?;
+    let mut setup = SetupSettings::for_maintenance(config.message_retention, config.pending_ttl);
+    setup.enroll_url = config.enroll_url;
+    setup.remediate_url = config.remediate_url;
     let service = Service::new(
         store,
         Microsoft::new(config.microsoft.clone()),
         ServiceConfig {
-            public_url: String::new(),
+            // Without one, only page URLs given explicitly are known.
+            public_url: config.public_url.unwrap_or_default(),
             login_url: config.microsoft.login_url.clone(),
             client_id: config.microsoft.client_id.clone(),
-            setup: SetupSettings::for_maintenance(config.message_retention, config.pending_ttl),
+            setup,
             heartbeat_concurrency: config.heartbeat_concurrency,
         },
     );

@@ -117,6 +117,12 @@ fn consent_callback_errors_are_html_pages() {
             "The tenant parameter is not a GUID.",
         ),
         (
+            "all-zero tenant",
+            format!("tenant=00000000-0000-0000-0000-000000000000&state={state}&admin_consent=True"),
+            400,
+            "The tenant parameter is the all-zero GUID, which names nothing.",
+        ),
+        (
             "unknown state",
             format!("tenant={tenant}&state=0123456789abcdef&admin_consent=True"),
             404,
@@ -267,4 +273,118 @@ fn concurrent_settings_calls_hand_out_one_working_link() {
     assert_eq!(links.len(), 1, "{links:#?}");
     assert_eq!(env.follow_consent(&links[0]).status, 302);
     assert_eq!(env.settings(&tenant, &secret).json()["setup_done"], true);
+}
+
+/// A setup that failed after provisioning the tenant, as a missing group
+/// leaves it: pending, consented, and provisioned at Microsoft.
+fn fail_setup_after_provisioning(env: &TestEnv, tenant: &str) -> String {
+    let secret = env.create(tenant);
+    let link = env.consent_url(tenant, &secret);
+    env.sim.remove_group(tenant, GROUP);
+    assert_eq!(env.follow_consent(&link).status, 302);
+    assert_eq!(env.sim.tenant(tenant).unwrap().provisioned, 1);
+    secret
+}
+
+#[test]
+fn a_create_replacing_a_provisioned_pending_integration_still_deprovisions_on_delete() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    fail_setup_after_provisioning(&env, &tenant);
+
+    // Fleet lost its secret and registers the tenant again.
+    let secret = env.create(&tenant);
+    let provisioned = env.db_count(&format!(
+        "SELECT provisioned FROM integrations WHERE tenant_id = '{tenant}'"
+    ));
+    assert_eq!(
+        provisioned, 1,
+        "the new row knows Microsoft holds the tenant"
+    );
+
+    let deleted = env.delete(&format!(
+        "{API}?entraTenantId={tenant}&fleetServerSecret={secret}"
+    ));
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(
+        env.sim.tenant(&tenant).unwrap().provisioned,
+        2,
+        "deprovisioned"
+    );
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM integrations"), 0);
+}
+
+#[test]
+fn maintenance_deprovisions_a_stale_provisioned_pending_integration() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    fail_setup_after_provisioning(&env, &tenant);
+    // Older than the pending lifetime (7 days).
+    rusqlite::Connection::open(&env.db_path)
+        .unwrap()
+        .execute(
+            "UPDATE integrations SET created_at = created_at - 8 * 86400 WHERE tenant_id = ?1",
+            [&tenant],
+        )
+        .unwrap();
+    let rows = "SELECT COUNT(*) FROM integrations";
+
+    // A create's own sweep leaves it: only a deprovision may forget it.
+    env.create(&new_tenant());
+    assert_eq!(env.db_count(rows), 2);
+
+    let maintain = |public_url: bool| {
+        let mut heartbeat = env.command(&["heartbeat"]);
+        if public_url {
+            heartbeat.env("COMPLIANCE_PROXY_PUBLIC_URL", env.url(""));
+        }
+        let output = heartbeat.output().unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{log}");
+        log
+    };
+    let unchanged = |log: &str| {
+        assert!(log.contains("pending_expired=0"), "{log}");
+        assert_eq!(env.db_count(rows), 2);
+        assert_eq!(env.sim.tenant(&tenant).unwrap().provisioned, 1);
+    };
+
+    // Without the public URL, Intune cannot be sent the pages again.
+    let log = maintain(false);
+    assert!(
+        log.contains("deprovisioning them needs COMPLIANCE_PROXY_PUBLIC_URL"),
+        "{log}"
+    );
+    unchanged(&log);
+    assert_eq!(
+        env.sim.count("PUT", "/PartnerTenants"),
+        1,
+        "only the provisioning"
+    );
+
+    // Microsoft failing keeps the row for the next pass.
+    env.sim.add_fault(
+        compliance_proxy::simulator::Fault::on("PUT", "/PartnerTenants")
+            .status(500)
+            .times(2),
+    );
+    let log = maintain(true);
+    assert!(
+        log.contains("could not deprovision an expired integration"),
+        "{log}"
+    );
+    unchanged(&log);
+
+    let log = maintain(true);
+    assert!(log.contains("pending_expired=1"), "{log}");
+    assert_eq!(
+        env.sim.tenant(&tenant).unwrap().provisioned,
+        2,
+        "deprovisioned"
+    );
+    assert_eq!(env.db_count(rows), 1, "only the fresh integration is left");
+    let left = env.db_count(&format!(
+        "SELECT COUNT(*) FROM integrations WHERE tenant_id = '{tenant}'"
+    ));
+    assert_eq!(left, 0);
 }

@@ -10,6 +10,7 @@ use compliance_proxy::simulator::Fault;
 use serde_json::json;
 
 const DEVICE: &str = "/api/v1/microsoft-compliance-partner/device";
+const FLEET_PAGE: &str = "https://fleet.example.com/settings/integrations/conditional-access";
 
 /// How many simulator requests have arrived but are not answered yet.
 fn held(env: &TestEnv) -> usize {
@@ -37,13 +38,9 @@ fn a_setup_cut_off_by_the_request_timeout_still_finishes_and_is_recorded() {
 
     let reply = env.follow_consent(&env.consent_url(&tenant, &secret));
     assert_eq!(reply.status, 503, "{}", reply.body);
-    assert!(
-        reply
-            .body
-            .contains("did not finish within 1s; what it started goes on"),
-        "{}",
-        reply.body
-    );
+    let told = "did not finish within 1s; the setup it started goes on, and the conditional \
+                access settings page in Fleet will show its outcome";
+    assert!(reply.body.contains(told), "{}", reply.body);
 
     wait_until("setup to finish", || {
         integration_row(&env, &tenant).is_some_and(|(_, _, done)| done == 1)
@@ -215,4 +212,69 @@ fn device(tenant: &str, secret: &str) -> serde_json::Value {
         "userPrincipalName": "alex.doe@example.com", "deviceName": "Mac", "os": "macOS",
         "osVersion": "15.3.1", "compliant": true, "lastCheckInTime": 1_796_311_486,
     })
+}
+
+#[test]
+fn a_second_consent_link_followed_during_setup_only_redirects() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let first = env.consent_url(&tenant, &secret);
+    env.sim
+        .add_fault(Fault::on("POST", "/Assign").delay(Duration::from_millis(1500)));
+
+    std::thread::scope(|s| {
+        let consent = s.spawn(|| env.follow_consent(&first));
+        wait_until("the assignment to be held at Microsoft", || held(&env) == 1);
+
+        // The admin opens settings again meanwhile and gets a fresh link.
+        let second = env.consent_url(&tenant, &secret);
+        assert_ne!(second, first);
+        let reply = env.follow_consent(&second);
+        assert_eq!(reply.status, 302, "{}", reply.body);
+        assert_eq!(reply.header("location"), Some(FLEET_PAGE));
+        assert_eq!(consent.join().unwrap().status, 302);
+    });
+
+    let settings = env.settings(&tenant, &secret).json();
+    assert_eq!(settings["setup_done"], true, "{settings}");
+    assert_eq!(settings["setup_error"], serde_json::Value::Null);
+    assert_eq!(
+        env.sim.count("PUT", "/PartnerTenants"),
+        1,
+        "provisioned once"
+    );
+    assert_eq!(env.sim.count("POST", "/Assign"), 1, "assigned once");
+}
+
+#[test]
+fn an_upload_overtaken_by_a_delete_is_refused_as_unknown_credentials() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.set_up(&tenant);
+    env.sim
+        .add_fault(Fault::on("PUT", "/DataUploadMessages").delay(Duration::from_millis(1500)));
+
+    std::thread::scope(|s| {
+        let report = s.spawn(|| env.post(DEVICE, &device(&tenant, &secret)));
+        wait_until("the upload to be held at Microsoft", || held(&env) == 1);
+
+        let deleted = env.delete(&format!(
+            "{API}?entraTenantId={tenant}&fleetServerSecret={secret}"
+        ));
+        assert_eq!(deleted.status, 200, "{}", deleted.body);
+
+        // Microsoft refuses the upload of a deprovisioned tenant; to Fleet
+        // the integration is simply gone.
+        let report = report.join().unwrap();
+        assert_eq!(report.status, 401, "{}", report.body);
+        assert_eq!(
+            report.error(),
+            "unknown tenant id or wrong fleet server secret"
+        );
+    });
+
+    assert_eq!(env.sim.count("PUT", "/DataUploadMessages"), 1);
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 0);
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM integrations"), 0);
 }

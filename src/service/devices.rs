@@ -106,9 +106,16 @@ impl Service {
                 return Err(Deny::Unauthorized.error());
             }
             if let Err(e) = self.microsoft.upload(tenant, message_id, device).await {
-                if let Err(cleanup) = self.store.delete_message(message_id).await {
-                    let why = "could not remove the message of a failed upload";
-                    tracing::error!(%message_id, error = %cleanup, "{why}");
+                match self.store.delete_message(message_id).await {
+                    Ok(true) => {}
+                    // The integration was deleted (with its messages) during
+                    // the upload, which is why Microsoft refused it: the
+                    // credentials name nothing any more.
+                    Ok(false) => return Err(Deny::Unauthorized.error()),
+                    Err(cleanup) => {
+                        let why = "could not remove the message of a failed upload";
+                        tracing::error!(%message_id, error = %cleanup, "{why}");
+                    }
                 }
                 return Err(e.into());
             }

@@ -93,9 +93,13 @@ impl Service {
     /// Prunes old messages and expires integrations that stayed pending.
     pub async fn maintain(&self) -> Result<Maintenance, Error> {
         let setup = &self.config.setup;
+        let messages_pruned = self.store.prune_messages(setup.message_retention).await?;
+        let mut pending_expired = self.store.expire_pending(setup.pending_ttl).await?;
+        pending_expired += self.expire_provisioned().await?;
+
         let done = Maintenance {
-            messages_pruned: self.store.prune_messages(setup.message_retention).await?,
-            pending_expired: self.store.expire_pending(setup.pending_ttl).await?,
+            messages_pruned,
+            pending_expired,
         };
         tracing::info!(
             messages_pruned = done.messages_pruned,
@@ -103,5 +107,50 @@ impl Service {
             "maintenance finished"
         );
         Ok(done)
+    }
+
+    /// Deprovisions and deletes stale pending integrations whose setup failed
+    /// after provisioning the tenant, so that Microsoft is not left pointing
+    /// at us for a tenant we forgot. One that cannot be deprovisioned now is
+    /// kept for the next pass.
+    async fn expire_provisioned(&self) -> Result<usize, Error> {
+        let ttl = self.config.setup.pending_ttl;
+        let stale = self.store.expired_provisioned(ttl).await?;
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        if !self.config.partner_urls_known() {
+            // Intune is sent the page URLs again on deprovisioning.
+            tracing::warn!(
+                integrations = stale.len(),
+                "expired pending integrations are provisioned at Microsoft and are kept: \
+                 deprovisioning them needs COMPLIANCE_PROXY_PUBLIC_URL"
+            );
+            return Ok(0);
+        }
+
+        let mut expired = 0;
+        for stale in stale {
+            // A create or consent for the tenant may be under way; it decides
+            // first, and the row is read again under the lock.
+            let _turn = self.locks.lock(stale.tenant).await;
+            let current = self.store.integration_by_tenant(stale.tenant).await?;
+            let Some(integration) =
+                current.filter(|i| i.id == stale.id && i.provisioned && self.pending_expired(i))
+            else {
+                continue;
+            };
+
+            let tenant = integration.tenant;
+            if let Err(e) = self.deprovision(&integration).await {
+                tracing::warn!(%tenant, error = %e, "could not deprovision an expired integration");
+                continue;
+            }
+            self.store.delete_integration(integration.id).await?;
+            self.microsoft.forget_tenant(tenant);
+            tracing::info!(%tenant, "expired pending integration deprovisioned and deleted");
+            expired += 1;
+        }
+        Ok(expired)
     }
 }

@@ -129,25 +129,39 @@ impl Service {
         let integration = self.authenticate(credentials, Deny::NotFound).await?;
         let tenant = integration.tenant;
 
-        if integration.provisioned {
-            let urls = self.config.partner_urls();
-            match self.microsoft.deprovision(tenant, urls).await {
-                Ok(()) => {}
-                // Consent was revoked: there is nothing left to deprovision.
-                Err(e) if e.is_not_consented() => {
-                    tracing::info!(%tenant, error = %e, "not consented any more; deleting locally");
-                }
-                Err(e) => {
-                    tracing::warn!(%tenant, error = %e, "deprovisioning failed; integration kept");
-                    return Err(e.into());
-                }
-            }
+        if let Err(e) = self.deprovision(&integration).await {
+            tracing::warn!(%tenant, error = %e, "deprovisioning failed; integration kept");
+            return Err(e);
         }
 
         self.store.delete_integration(integration.id).await?;
         self.microsoft.forget_tenant(tenant);
         tracing::info!(%tenant, "integration deleted");
         Ok(())
+    }
+
+    /// Deprovisions the integration's tenant at Microsoft if it was
+    /// provisioned there. A tenant that revoked its consent has nothing left
+    /// to deprovision, which counts as done.
+    pub(super) async fn deprovision(&self, integration: &Integration) -> Result<(), Error> {
+        if !integration.provisioned {
+            return Ok(());
+        }
+
+        let tenant = integration.tenant;
+        match self
+            .microsoft
+            .deprovision(tenant, self.config.partner_urls())
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_consented() => {
+                let why = "not consented any more; nothing to deprovision";
+                tracing::info!(%tenant, error = %e, "{why}");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The integration the credentials belong to, or `deny`'s error.

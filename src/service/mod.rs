@@ -44,6 +44,13 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
+    /// Whether the page URLs registered with Intune are known: the
+    /// `heartbeat` subcommand may run without a public URL.
+    pub fn partner_urls_known(&self) -> bool {
+        !self.public_url.is_empty()
+            || (self.setup.enroll_url.is_some() && self.setup.remediate_url.is_some())
+    }
+
     /// The enrollment and remediation pages registered with Intune.
     pub fn partner_urls(&self) -> PartnerUrls {
         let default =

@@ -36,25 +36,30 @@ impl Service {
             .as_deref()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Error::BadRequest("the state parameter is missing".into()))?;
-        let tenant =
-            match callback.tenant.as_deref().filter(|t| !t.is_empty()) {
-                Some(text) => Some(Guid::parse(text).ok_or_else(|| {
-                    Error::BadRequest("the tenant parameter is not a GUID".into())
-                })?),
-                None if callback.error.is_some() => None,
-                None => return Err(Error::BadRequest("the tenant parameter is missing".into())),
-            };
+        let tenant = match callback.tenant.as_deref().filter(|t| !t.is_empty()) {
+            Some(text) => Some(consent_tenant(text)?),
+            None if callback.error.is_some() => None,
+            None => return Err(Error::BadRequest("the tenant parameter is missing".into())),
+        };
 
         let state_hash = secrets::digest(state);
-        let integration = self.pending_for_state(state_hash, tenant).await?;
+        let found = self.integration_for_state(state_hash, tenant).await?;
+        if found.setup_done {
+            // A second link followed after (or while) the first one set the
+            // tenant up: there is nothing left to do but show Fleet's page.
+            return Ok(fleet_page(&found));
+        }
+
         // Held through the setup, so that a delete or create of the tenant
-        // waits for it. A row deleted or replaced meanwhile is refused below:
-        // the state is consumed only on the row it was read from.
-        let _turn = self.locks.lock(integration.tenant).await;
-        let fleet_page = format!(
-            "{}/settings/integrations/conditional-access",
-            integration.origin
-        );
+        // waits for it, and so does a second consent link. The row is read
+        // again once it is ours: a setup that ran meanwhile may have finished
+        // it, and a row deleted or replaced meanwhile no longer has the state.
+        let _turn = self.locks.lock(found.tenant).await;
+        let integration = self.integration_for_state(state_hash, tenant).await?;
+        let fleet_page = fleet_page(&integration);
+        if integration.setup_done {
+            return Ok(fleet_page);
+        }
 
         if let Some(error) = &callback.error {
             let consumed = self
@@ -97,8 +102,8 @@ impl Service {
     }
 
     /// The integration a live state belongs to, checked against the tenant
-    /// Microsoft reported.
-    async fn pending_for_state(
+    /// Microsoft reported. Its setup may be done already.
+    async fn integration_for_state(
         &self,
         state_hash: secrets::Digest,
         tenant: Option<Guid>,
@@ -111,7 +116,7 @@ impl Service {
 
         let live = integration.consent_expires_at.is_some_and(|at| at > now());
         let same_tenant = tenant.is_none_or(|t| t == integration.tenant);
-        if !live || !same_tenant || integration.setup_done || self.pending_expired(&integration) {
+        if !live || !same_tenant || self.pending_expired(&integration) {
             return Err(unknown_state());
         }
         Ok(integration)
@@ -186,6 +191,28 @@ fn sentence(text: &str) -> String {
 impl From<Error> for StepError {
     fn from(e: Error) -> StepError {
         StepError::Internal(e)
+    }
+}
+
+/// Where the admin's browser goes once consent is handled: the settings page
+/// of the Fleet server that registered the tenant, and nowhere else.
+fn fleet_page(integration: &Integration) -> String {
+    format!(
+        "{}/settings/integrations/conditional-access",
+        integration.origin
+    )
+}
+
+/// The tenant Microsoft reports in the redirect, which must name one.
+fn consent_tenant(text: &str) -> Result<Guid, Error> {
+    match Guid::parse(text) {
+        Some(guid) if guid.is_nil() => Err(Error::BadRequest(
+            "the tenant parameter is the all-zero GUID, which names nothing".into(),
+        )),
+        Some(guid) => Ok(guid),
+        None => Err(Error::BadRequest(
+            "the tenant parameter is not a GUID".into(),
+        )),
     }
 }
 

@@ -215,7 +215,7 @@ impl Store {
                 "UPDATE integrations SET consent_nonce = NULL, consent_state_hash = NULL, \
                  consent_expires_at = NULL, admin_consented = admin_consented OR ?3, \
                  setup_error = COALESCE(?4, setup_error), updated_at = ?5 \
-                 WHERE id = ?1 AND consent_state_hash = ?2",
+                 WHERE id = ?1 AND consent_state_hash = ?2 AND setup_done = 0",
                 params![id, &state_hash[..], consented, error, now()],
             )?;
             Ok(changed == 1)
@@ -327,6 +327,29 @@ impl Store {
         .await
     }
 
+    /// Pending integrations past `pending_ttl` that are provisioned at
+    /// Microsoft, which `expire_pending` leaves for a deprovision first.
+    pub async fn expired_provisioned(
+        &self,
+        pending_ttl: std::time::Duration,
+    ) -> Result<Vec<TenantSummary>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, tenant_id FROM integrations \
+                 WHERE setup_done = 0 AND provisioned = 1 AND created_at < ?1",
+            )?;
+            let rows = stmt.query_map([cutoff(now(), pending_ttl)], |row| {
+                let tenant: String = row.get(1)?;
+                Ok(TenantSummary {
+                    id: row.get(0)?,
+                    tenant: parse_guid(1, &tenant)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     /// Deletes integrations that stayed pending since before `pending_ttl` ago.
     pub async fn expire_pending(
         &self,
@@ -337,9 +360,12 @@ impl Store {
     }
 }
 
+/// Deletes stale pending integrations that Microsoft holds nothing for; a
+/// provisioned one (its setup failed after provisioning) is left for the
+/// service to deprovision first.
 fn expire(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
     conn.execute(
-        "DELETE FROM integrations WHERE setup_done = 0 AND created_at < ?1",
+        "DELETE FROM integrations WHERE setup_done = 0 AND provisioned = 0 AND created_at < ?1",
         [before],
     )
 }
@@ -351,20 +377,22 @@ fn create(conn: &mut Connection, new: &NewIntegration) -> Result<CreateOutcome, 
 
     expire(&tx, cutoff(now, new.pending_ttl))?;
 
-    let existing: Option<(i64, bool)> = tx
+    let existing: Option<(i64, bool, bool)> = tx
         .query_row(
-            "SELECT id, setup_done FROM integrations WHERE tenant_id = ?1",
+            "SELECT id, setup_done, provisioned FROM integrations WHERE tenant_id = ?1",
             [&tenant],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()?;
-    let replaced = match existing {
-        Some((_, true)) => return Ok(CreateOutcome::AlreadySetUp),
-        Some((id, false)) => {
+    // A replaced row's `provisioned` describes the tenant at Microsoft, which
+    // the new row inherits, so that its delete still deprovisions.
+    let (replaced, provisioned) = match existing {
+        Some((_, true, _)) => return Ok(CreateOutcome::AlreadySetUp),
+        Some((id, false, provisioned)) => {
             tx.execute("DELETE FROM integrations WHERE id = ?1", [id])?;
-            true
+            (true, provisioned)
         }
-        None => false,
+        None => (false, false),
     };
 
     let pending: u32 = tx.query_row(
@@ -377,9 +405,15 @@ fn create(conn: &mut Connection, new: &NewIntegration) -> Result<CreateOutcome, 
     }
 
     tx.execute(
-        "INSERT INTO integrations (tenant_id, origin, secret_hash, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?4)",
-        params![tenant, new.origin.as_str(), &new.secret_hash[..], now],
+        "INSERT INTO integrations (tenant_id, origin, secret_hash, provisioned, created_at, \
+         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![
+            tenant,
+            new.origin.as_str(),
+            &new.secret_hash[..],
+            provisioned,
+            now
+        ],
     )?;
     tx.commit()?;
     Ok(CreateOutcome::Created { replaced })

@@ -79,14 +79,15 @@ impl Store {
         .await
     }
 
-    /// Removes one message, e.g. one whose upload failed.
-    pub async fn delete_message(&self, message_id: Guid) -> Result<(), StoreError> {
+    /// Removes one message, e.g. one whose upload failed. Returns false when
+    /// it was already gone, with its integration if that was deleted.
+    pub async fn delete_message(&self, message_id: Guid) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            conn.execute(
+            let removed = conn.execute(
                 "DELETE FROM messages WHERE message_id = ?1",
                 [message_id.to_string()],
             )?;
-            Ok(())
+            Ok(removed == 1)
         })
         .await
     }
