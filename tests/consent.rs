@@ -320,13 +320,7 @@ fn maintenance_deprovisions_a_stale_provisioned_pending_integration() {
     let tenant = new_tenant();
     fail_setup_after_provisioning(&env, &tenant);
     // Older than the pending lifetime (7 days).
-    rusqlite::Connection::open(&env.db_path)
-        .unwrap()
-        .execute(
-            "UPDATE integrations SET created_at = created_at - 8 * 86400 WHERE tenant_id = ?1",
-            [&tenant],
-        )
-        .unwrap();
+    env.age_integration(&tenant, 8);
     let rows = "SELECT COUNT(*) FROM integrations";
 
     // A create's own sweep leaves it: only a deprovision may forget it.

@@ -143,12 +143,7 @@ fn pending_integrations_expire() {
     let secret = env.create(&old);
 
     // Age the pending row past the 7-day default.
-    let db = rusqlite::Connection::open(&env.db_path).unwrap();
-    db.execute(
-        "UPDATE integrations SET created_at = created_at - 8 * 86400",
-        [],
-    )
-    .unwrap();
+    env.age_integration(&old, 8);
 
     assert_eq!(
         env.settings(&old, &secret).status,

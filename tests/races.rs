@@ -144,33 +144,8 @@ fn a_create_during_setup_waits_for_it_and_then_conflicts() {
 #[test]
 fn a_device_report_overtaken_by_a_delete_is_refused_without_an_upload() {
     let env = TestEnv::start();
-    let tenant = new_tenant();
-    let secret = env.set_up(&tenant);
-    env.sim
-        .add_fault(Fault::on("GET", "/v1.0/users(").delay(Duration::from_millis(1500)));
-
-    std::thread::scope(|s| {
-        let report = s.spawn(|| env.post(DEVICE, &device(&tenant, &secret)));
-        wait_until("the user lookup to be held at Microsoft", || {
-            held(&env) == 1
-        });
-
-        let deleted = env.delete(&format!(
-            "{API}?entraTenantId={tenant}&fleetServerSecret={secret}"
-        ));
-        assert_eq!(deleted.status, 200, "{}", deleted.body);
-
-        let report = report.join().unwrap();
-        assert_eq!(report.status, 401, "{}", report.body);
-        assert_eq!(
-            report.error(),
-            "unknown tenant id or wrong fleet server secret"
-        );
-    });
-
+    report_overtaken_by_delete(&env, Fault::on("GET", "/v1.0/users("));
     assert_eq!(env.sim.count("PUT", "/DataUploadMessages"), 0);
-    assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 0);
-    assert_eq!(env.db_count("SELECT COUNT(*) FROM integrations"), 0);
 }
 
 #[test]
@@ -180,13 +155,7 @@ fn the_consent_link_of_an_expired_pending_integration_is_refused() {
     let secret = env.create(&tenant);
     let link = env.consent_url(&tenant, &secret);
     // Older than the pending lifetime (7 days), though its link is not.
-    rusqlite::Connection::open(&env.db_path)
-        .unwrap()
-        .execute(
-            "UPDATE integrations SET created_at = created_at - 8 * 86400 WHERE tenant_id = ?1",
-            [&tenant],
-        )
-        .unwrap();
+    env.age_integration(&tenant, 8);
     assert_eq!(env.settings(&tenant, &secret).status, 404, "gone for Fleet");
 
     let reply = env.follow_consent(&link);
@@ -249,23 +218,31 @@ fn a_second_consent_link_followed_during_setup_only_redirects() {
 
 #[test]
 fn an_upload_overtaken_by_a_delete_is_refused_as_unknown_credentials() {
+    // Microsoft refuses the upload of a deprovisioned tenant; to Fleet the
+    // integration is simply gone.
     let env = TestEnv::start();
+    report_overtaken_by_delete(&env, Fault::on("PUT", "/DataUploadMessages"));
+    assert_eq!(env.sim.count("PUT", "/DataUploadMessages"), 1);
+}
+
+/// Reports a device while `held_call` (a Microsoft call the report makes) is
+/// held, deletes the integration meanwhile, and checks that the report is
+/// answered 401 and that nothing is left behind.
+fn report_overtaken_by_delete(env: &TestEnv, held_call: Fault) {
     let tenant = new_tenant();
     let secret = env.set_up(&tenant);
     env.sim
-        .add_fault(Fault::on("PUT", "/DataUploadMessages").delay(Duration::from_millis(1500)));
+        .add_fault(held_call.delay(Duration::from_millis(1500)));
 
     std::thread::scope(|s| {
         let report = s.spawn(|| env.post(DEVICE, &device(&tenant, &secret)));
-        wait_until("the upload to be held at Microsoft", || held(&env) == 1);
+        wait_until("the call to be held at Microsoft", || held(env) == 1);
 
         let deleted = env.delete(&format!(
             "{API}?entraTenantId={tenant}&fleetServerSecret={secret}"
         ));
         assert_eq!(deleted.status, 200, "{}", deleted.body);
 
-        // Microsoft refuses the upload of a deprovisioned tenant; to Fleet
-        // the integration is simply gone.
         let report = report.join().unwrap();
         assert_eq!(report.status, 401, "{}", report.body);
         assert_eq!(
@@ -274,7 +251,6 @@ fn an_upload_overtaken_by_a_delete_is_refused_as_unknown_credentials() {
         );
     });
 
-    assert_eq!(env.sim.count("PUT", "/DataUploadMessages"), 1);
     assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 0);
     assert_eq!(env.db_count("SELECT COUNT(*) FROM integrations"), 0);
 }

@@ -266,16 +266,11 @@ impl Store {
     /// Every tenant whose setup is done, in id order.
     pub async fn set_up_tenants(&self) -> Result<Vec<TenantSummary>, StoreError> {
         self.run(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT id, tenant_id FROM integrations WHERE setup_done = 1")?;
-            let rows = stmt.query_map([], |row| {
-                let tenant: String = row.get(1)?;
-                Ok(TenantSummary {
-                    id: row.get(0)?,
-                    tenant: parse_guid(1, &tenant)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            tenant_summaries(
+                conn,
+                "SELECT id, tenant_id FROM integrations WHERE setup_done = 1",
+                [],
+            )
         })
         .await
     }
@@ -334,18 +329,12 @@ impl Store {
         pending_ttl: std::time::Duration,
     ) -> Result<Vec<TenantSummary>, StoreError> {
         self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(
+            tenant_summaries(
+                conn,
                 "SELECT id, tenant_id FROM integrations \
                  WHERE setup_done = 0 AND provisioned = 1 AND created_at < ?1",
-            )?;
-            let rows = stmt.query_map([cutoff(now(), pending_ttl)], |row| {
-                let tenant: String = row.get(1)?;
-                Ok(TenantSummary {
-                    id: row.get(0)?,
-                    tenant: parse_guid(1, &tenant)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+                [cutoff(now(), pending_ttl)],
+            )
         })
         .await
     }
@@ -358,6 +347,23 @@ impl Store {
         self.write(move |conn| Ok(expire(conn, cutoff(now(), pending_ttl))?))
             .await
     }
+}
+
+/// Runs `sql`, which selects `id, tenant_id`, into tenant summaries.
+fn tenant_summaries(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<TenantSummary>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, |row| {
+        let tenant: String = row.get(1)?;
+        Ok(TenantSummary {
+            id: row.get(0)?,
+            tenant: parse_guid(1, &tenant)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Deletes stale pending integrations that Microsoft holds nothing for; a

@@ -381,6 +381,20 @@ impl TestEnv {
         rows
     }
 
+    /// Makes a tenant's integration look created `days` days earlier, e.g.
+    /// past the pending lifetime (7 days by default).
+    pub fn age_integration(&self, tenant: &str, days: i64) {
+        let changed = rusqlite::Connection::open(&self.db_path)
+            .expect("database opens")
+            .execute(
+                "UPDATE integrations SET created_at = created_at - ?1 * 86400 \
+                 WHERE tenant_id = ?2",
+                rusqlite::params![days, tenant],
+            )
+            .expect("integration aged");
+        assert_eq!(changed, 1, "no integration for {tenant}");
+    }
+
     /// One integer from the database.
     pub fn db_count(&self, sql: &str) -> i64 {
         self.db()
