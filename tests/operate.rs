@@ -372,7 +372,7 @@ fn migrate_status_reports_the_latest_schema_version() {
     assert!(output.status.success());
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(
-        printed.contains("schema version 2, this binary's latest 2 (up to date)"),
+        printed.contains("schema version 3, this binary's latest 3 (up to date)"),
         "{printed}"
     );
 }

@@ -254,3 +254,96 @@ fn report_overtaken_by_delete(env: &TestEnv, held_call: Fault) {
     assert_eq!(env.db_count("SELECT COUNT(*) FROM messages"), 0);
     assert_eq!(env.db_count("SELECT COUNT(*) FROM integrations"), 0);
 }
+
+#[test]
+fn a_setup_whose_integration_expires_meanwhile_undoes_its_provisioning() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let link = env.consent_url(&tenant, &secret);
+    env.sim
+        .add_fault(Fault::on("PUT", "/PartnerTenants").delay(Duration::from_millis(1500)));
+
+    let other = new_tenant();
+    std::thread::scope(|s| {
+        let consent = s.spawn(|| env.follow_consent(&link));
+        wait_until("provisioning to be held at Microsoft", || held(&env) == 1);
+
+        // The integration passes its pending lifetime, and another tenant's
+        // registration sweeps it away; the new row must not inherit its id
+        // and with it the running setup.
+        env.age_integration(&tenant, 8);
+        env.create(&other);
+        assert_eq!(integration_row(&env, &tenant), None);
+
+        let reply = consent.join().unwrap();
+        assert_eq!(reply.status, 404, "{}", reply.body);
+        let told = "The integration expired while its setup ran; connect the tenant again \
+                    from Fleet.";
+        assert!(reply.body.contains(told), "{}", reply.body);
+    });
+
+    assert_eq!(integration_row(&env, &other), Some((0, 0, 0)), "untouched");
+    assert_eq!(
+        env.sim.tenant(&tenant).unwrap().provisioned,
+        2,
+        "deprovisioned"
+    );
+    assert_eq!(env.sim.count("POST", "/PartnerCompliancePolicies"), 0);
+}
+
+#[test]
+fn a_status_poll_outliving_its_tenant_never_writes_into_another_tenants_message() {
+    let env = TestEnv::start();
+    let (a, b) = (new_tenant(), new_tenant());
+    let secret_a = env.set_up(&a);
+    let secret_b = env.set_up(&b);
+    let message_a = env.post(DEVICE, &device(&a, &secret_a)).json()["message_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.sim.add_fault(
+        Fault::on("GET", "/DataUploadMessages")
+            .status_failed("rejected for tenant A")
+            .delay(Duration::from_millis(1500)),
+    );
+    let poll = |tenant: &str, secret: &str, message: &str| {
+        env.get(&format!(
+            "{DEVICE}/message?entraTenantId={tenant}&fleetServerSecret={secret}\
+             &messageId={message}"
+        ))
+    };
+
+    let message_b = std::thread::scope(|s| {
+        let polled = s.spawn(|| poll(&a, &secret_a, &message_a));
+        wait_until("the poll to be held at Microsoft", || held(&env) == 1);
+
+        // A is deleted under the running poll, and B's next message is the
+        // first row stored after A's went.
+        let deleted = env.delete(&format!(
+            "{API}?entraTenantId={a}&fleetServerSecret={secret_a}"
+        ));
+        assert_eq!(deleted.status, 200, "{}", deleted.body);
+        let reported = env.post(DEVICE, &device(&b, &secret_b));
+        assert_eq!(reported.status, 200, "{}", reported.body);
+
+        polled.join().unwrap();
+        reported.json()["message_id"].as_str().unwrap().to_string()
+    });
+
+    let stored: (String, Option<String>) = env
+        .db()
+        .query_row(
+            "SELECT status, detail FROM messages WHERE message_id = ?1",
+            [&message_b],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        stored,
+        ("NotStarted".to_string(), None),
+        "B's message as stored"
+    );
+    let answer = poll(&b, &secret_b, &message_b).json();
+    assert_ne!(answer["status"], "Failed", "{answer}");
+}

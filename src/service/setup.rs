@@ -126,17 +126,25 @@ impl Service {
     async fn run_setup(&self, integration: &Integration) -> Result<(), Error> {
         let tenant = integration.tenant;
         let outcome = match self.setup_steps(integration).await {
-            Ok(policy_id) => {
-                tracing::info!(%tenant, %policy_id, "setup done");
-                SetupOutcome::Done { policy_id }
-            }
+            Ok(policy_id) => SetupOutcome::Done { policy_id },
             Err(StepError::Internal(e)) => return Err(e),
-            Err(StepError::Failed(error)) => {
-                tracing::warn!(%tenant, %error, "setup failed");
-                SetupOutcome::Failed { error }
-            }
+            Err(StepError::Failed(error)) => SetupOutcome::Failed { error },
         };
-        self.store.finish_setup(integration.id, outcome).await?;
+        let recorded = self
+            .store
+            .finish_setup(integration.id, outcome.clone())
+            .await?;
+        if !recorded {
+            // Only another process (a `heartbeat` run's maintenance) can
+            // remove a provisioned integration without waiting for us.
+            tracing::warn!(%tenant, "integration removed during its setup");
+            return Err(expired_during_setup());
+        }
+
+        match outcome {
+            SetupOutcome::Done { policy_id } => tracing::info!(%tenant, %policy_id, "setup done"),
+            SetupOutcome::Failed { error } => tracing::warn!(%tenant, %error, "setup failed"),
+        }
         Ok(())
     }
 
@@ -145,10 +153,22 @@ impl Service {
         let ms = &self.microsoft;
 
         ms.provision(tenant, self.config.partner_urls()).await?;
-        self.store
+        if !self
+            .store
             .mark_provisioned(integration.id)
             .await
-            .map_err(Error::from)?;
+            .map_err(Error::from)?
+        {
+            // The integration expired while Microsoft worked, and nothing
+            // else will ever know that the tenant is provisioned: undo it.
+            tracing::warn!(%tenant, "integration expired during its setup; deprovisioning");
+            if let Err(e) = ms.deprovision(tenant, self.config.partner_urls()).await {
+                let why = "could not deprovision the tenant of an expired integration";
+                tracing::error!(%tenant, error = %e, "{why}");
+            }
+            ms.forget_tenant(tenant);
+            return Err(StepError::Internal(expired_during_setup()));
+        }
 
         let policy = ms.ensure_policy(tenant, self.config.policy()).await?;
 
@@ -214,6 +234,12 @@ fn consent_tenant(text: &str) -> Result<Guid, Error> {
             "the tenant parameter is not a GUID".into(),
         )),
     }
+}
+
+fn expired_during_setup() -> Error {
+    Error::NotFound(
+        "the integration expired while its setup ran; connect the tenant again from Fleet".into(),
+    )
 }
 
 fn unknown_state() -> Error {

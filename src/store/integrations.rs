@@ -65,6 +65,7 @@ pub enum CreateOutcome {
 }
 
 /// How a setup run ended, written in one statement.
+#[derive(Clone, Debug)]
 pub enum SetupOutcome {
     Done { policy_id: Guid },
     Failed { error: String },
@@ -223,33 +224,35 @@ impl Store {
         .await
     }
 
-    /// Notes that the tenant is now provisioned at Microsoft.
-    pub async fn mark_provisioned(&self, id: i64) -> Result<(), StoreError> {
+    /// Notes that the tenant is now provisioned at Microsoft. Returns false
+    /// when the integration is gone (it expired while Microsoft worked).
+    pub async fn mark_provisioned(&self, id: i64) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            conn.execute(
+            let changed = conn.execute(
                 "UPDATE integrations SET provisioned = 1, updated_at = ?2 WHERE id = ?1",
                 params![id, now()],
             )?;
-            Ok(())
+            Ok(changed == 1)
         })
         .await
     }
 
-    /// Writes how a setup run ended.
-    pub async fn finish_setup(&self, id: i64, outcome: SetupOutcome) -> Result<(), StoreError> {
+    /// Writes how a setup run ended. Returns false when the integration is
+    /// gone.
+    pub async fn finish_setup(&self, id: i64, outcome: SetupOutcome) -> Result<bool, StoreError> {
         self.write(move |conn| {
             let (done, policy, error) = match outcome {
                 SetupOutcome::Done { policy_id } => (true, Some(policy_id.to_string()), None),
                 SetupOutcome::Failed { error } => (false, None, Some(error)),
             };
             // setup_done_at dates a set-up tenant that has had no heartbeat yet.
-            conn.execute(
+            let changed = conn.execute(
                 "UPDATE integrations SET setup_done = ?2, policy_id = COALESCE(?3, policy_id), \
                  setup_error = ?4, updated_at = ?5, setup_done_at = CASE WHEN ?2 THEN ?5 END \
                  WHERE id = ?1",
                 params![id, done, policy, error, now()],
             )?;
-            Ok(())
+            Ok(changed == 1)
         })
         .await
     }

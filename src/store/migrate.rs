@@ -13,6 +13,7 @@ use super::{Store, StoreError};
 const VERSIONS: &[&str] = &[
     include_str!("../../schema.sql"),
     include_str!("migrations/0002_setup_done_at.sql"),
+    include_str!("migrations/0003_ids_never_reused.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -108,7 +109,13 @@ mod tests {
         insert(&conn, "pending", false, 1_700_000_500);
 
         let migration = migrate_connection(&mut conn).unwrap();
-        assert_eq!(migration, Migration { from: 1, to: 2 });
+        assert_eq!(
+            migration,
+            Migration {
+                from: 1,
+                to: LATEST_VERSION
+            }
+        );
 
         let dated = |tenant: &str| -> Option<i64> {
             conn.query_row(
@@ -133,6 +140,57 @@ mod tests {
                 to: LATEST_VERSION
             }
         );
-        assert_eq!(LATEST_VERSION, 2);
+        assert_eq!(LATEST_VERSION, 3);
+    }
+
+    #[test]
+    fn version_3_keeps_every_row_and_never_reuses_an_id() {
+        let mut conn = at_version_1();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        insert(&conn, "first", true, 1_700_000_000);
+        insert(&conn, "last", false, 1_700_000_500);
+        conn.execute(
+            "INSERT INTO messages (message_id, integration_id, device_id, status, created_at, \
+             updated_at) VALUES ('m', 1, 'd', 'Completed', 1, 1)",
+            [],
+        )
+        .unwrap();
+
+        migrate_connection(&mut conn).unwrap();
+        let ids: Vec<(i64, String)> = conn
+            .prepare("SELECT id, tenant_id FROM integrations ORDER BY id")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ids, [(1, "first".to_string()), (2, "last".to_string())]);
+
+        // The largest id, deleted, is not handed out again.
+        conn.execute("DELETE FROM integrations WHERE id = 2", [])
+            .unwrap();
+        insert(&conn, "new", false, 1_700_001_000);
+        let new_id: i64 = conn
+            .query_row(
+                "SELECT id FROM integrations WHERE tenant_id = 'new'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(new_id, 3);
+
+        // The message still belongs to its integration and goes with it.
+        conn.execute("DELETE FROM integrations WHERE id = 1", [])
+            .unwrap();
+        let messages: i64 = conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(messages, 0);
+        let problems: i64 = conn
+            .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(problems, 0);
     }
 }
