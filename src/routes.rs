@@ -61,11 +61,12 @@ const fn route(path: &'static str, methods: &'static [Method], allow: &'static s
 }
 
 /// Every route and its methods; the OpenAPI document must list the same.
-/// `HEAD` is answered wherever `GET` is, as a `GET` without its body.
+/// `HEAD` is answered wherever `GET` is, as a `GET` without its body, except
+/// on the consent redirect (see [`Route::answers_head`]).
 pub const ROUTES: &[Route] = &[
     route(API, &[Method::POST, Method::DELETE], "POST, DELETE"),
     route(SETTINGS, &[Method::GET], "GET, HEAD"),
-    route(CONSENT, &[Method::GET], "GET, HEAD"),
+    route(CONSENT, &[Method::GET], "GET"),
     route(DEVICE, &[Method::POST], "POST"),
     route(MESSAGE, &[Method::GET], "GET, HEAD"),
     route(ENROLL, &[Method::GET], "GET, HEAD"),
@@ -74,6 +75,15 @@ pub const ROUTES: &[Route] = &[
     route(READYZ, &[Method::GET], "GET, HEAD"),
     route(METRICS, &[Method::GET], "GET, HEAD"),
 ];
+
+impl Route {
+    /// Whether `HEAD` is served as a `GET` without its body. Not on the
+    /// consent redirect: its `GET` uses up the link and runs the setup, which
+    /// a `HEAD` (a link checker, a prefetch) must not do.
+    fn answers_head(&self) -> bool {
+        self.methods.contains(&Method::GET) && self.path != CONSENT
+    }
+}
 
 fn find_route(path: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|r| r.path == path)
@@ -207,23 +217,19 @@ async fn dispatch(
     path: &str,
     audience: Audience,
 ) -> Result<Response<Body>, Error> {
-    // HEAD is a GET whose body hyper leaves out.
-    let method = match method {
-        &Method::HEAD => &Method::GET,
-        other => other,
-    };
-
     // The method is checked before the key: a wrong method is a 405 for
     // everyone, whatever their credentials.
-    match find_route(path) {
-        None => {
-            let shown: String = path.chars().take(100).collect();
-            return Err(Error::NotFound(format!("no route for {method} {shown}")));
-        }
-        Some(route) if !route.methods.contains(method) => {
-            return Err(Error::MethodNotAllowed { allow: route.allow });
-        }
-        Some(_) => {}
+    let Some(route) = find_route(path) else {
+        let shown: String = path.chars().take(100).collect();
+        return Err(Error::NotFound(format!("no route for {method} {shown}")));
+    };
+    // HEAD is a GET whose body hyper leaves out.
+    let method = match method {
+        &Method::HEAD if route.answers_head() => &Method::GET,
+        other => other,
+    };
+    if !route.methods.contains(method) {
+        return Err(Error::MethodNotAllowed { allow: route.allow });
     }
     if audience == Audience::Fleet {
         authorize(app, &req)?;
@@ -359,7 +365,7 @@ mod tests {
     fn allow_headers_list_each_routes_methods() {
         for route in ROUTES {
             let mut methods: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
-            if route.methods.contains(&Method::GET) {
+            if route.answers_head() {
                 methods.push("HEAD");
             }
             assert_eq!(route.allow, methods.join(", "), "{}", route.path);

@@ -382,3 +382,27 @@ fn maintenance_deprovisions_a_stale_provisioned_pending_integration() {
     ));
     assert_eq!(left, 0);
 }
+
+#[test]
+fn a_head_request_on_the_consent_redirect_uses_nothing_up() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let link = env.consent_url(&tenant, &secret);
+    let state = TestEnv::state_of(&link);
+    let query = format!("tenant={tenant}&state={state}&admin_consent=True");
+    let before = env.db_snapshot();
+
+    let reply = env.send("HEAD", &env.url(&format!("{CONSENT}?{query}")), &[], None);
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("GET"));
+    assert_eq!(reply.body, "", "no body on a HEAD answer");
+    assert_eq!(env.db_snapshot(), before, "the state is still live");
+    assert_eq!(env.sim.count("PUT", "/PartnerTenants"), 0, "no setup ran");
+
+    // The admin's consent, and the browser's GET after it, still complete
+    // the setup.
+    let reply = env.follow_consent(&link);
+    assert_eq!(reply.status, 302, "{}", reply.body);
+    assert_eq!(env.settings(&tenant, &secret).json()["setup_done"], true);
+}
