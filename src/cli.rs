@@ -245,7 +245,8 @@ struct ServeArgs {
     #[arg(long, env = "COMPLIANCE_PROXY_HEADER_TIMEOUT", default_value = "10s")]
     header_timeout: String,
 
-    /// Time a request may take before it is answered 503; the work it started goes on.
+    /// Time a request may take before it is answered 503; a setup, upload or
+    /// deprovisioning it started goes on, anything else is abandoned.
     #[arg(long, env = "COMPLIANCE_PROXY_REQUEST_TIMEOUT", default_value = "60s")]
     request_timeout: String,
 

@@ -138,12 +138,23 @@ pub async fn handle(app: std::sync::Arc<App>, req: Request<Incoming>) -> Respons
     // answers first: cutting it off half-way would leave Microsoft and our
     // records apart. Every Microsoft and database call it makes is bounded.
     let timeout = app.request_timeout;
+    let goes_on = outlives_timeout(&method, route);
     let tracker = app.work.clone();
     let mut work = tracker.spawn(
         async move { dispatch(&app, req, &method, &path, audience).await }.instrument(span.clone()),
     );
     let result = match tokio::time::timeout(timeout, &mut work).await {
         Ok(joined) => joined.unwrap_or_else(|e| Err(panicked(e))),
+        Err(_) if !goes_on => {
+            work.abort();
+            Err(Error::Unavailable {
+                message: format!(
+                    "the request did not finish within {} and was abandoned; retry it",
+                    humantime::format_duration(timeout)
+                ),
+                retry_after: None,
+            })
+        }
         Err(_) => {
             tracker.spawn(finish_late(work).instrument(span.clone()));
             let within = humantime::format_duration(timeout);
@@ -191,6 +202,18 @@ pub async fn handle(app: std::sync::Arc<App>, req: Request<Incoming>) -> Respons
         }
     });
     response
+}
+
+/// Whether a request's work goes on once the request timeout has answered:
+/// only work Microsoft may already be acting on (a setup, an upload, a
+/// deprovisioning). The rest is abandoned, so that a create held up behind a
+/// setup, say, does not replace the integration after its client was told it
+/// failed.
+fn outlives_timeout(method: &Method, route: &str) -> bool {
+    matches!(
+        (method, route),
+        (&Method::GET, CONSENT) | (&Method::POST, DEVICE) | (&Method::DELETE, API)
+    )
 }
 
 /// Waits for a handler the request timeout gave up on, and logs how it ended.

@@ -347,3 +347,44 @@ fn a_status_poll_outliving_its_tenant_never_writes_into_another_tenants_message(
     let answer = poll(&b, &secret_b, &message_b).json();
     assert_ne!(answer["status"], "Failed", "{answer}");
 }
+
+#[test]
+fn a_create_cut_off_by_the_request_timeout_is_abandoned() {
+    let env = TestEnv::start_with(|c| c.limits.request_timeout = Duration::from_secs(1));
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let link = env.consent_url(&tenant, &secret);
+    env.sim.remove_group(&tenant, GROUP);
+    env.sim
+        .add_fault(Fault::on("GET", "/v1.0/groups").delay(Duration::from_millis(2500)));
+
+    std::thread::scope(|s| {
+        let consent = s.spawn(|| env.follow_consent(&link));
+        wait_until("the group lookup to be held at Microsoft", || {
+            held(&env) == 1
+        });
+
+        // Fleet registers the tenant again while the setup holds it, and
+        // gives up when told the request timed out.
+        let again = env.post(API, &json!({ "entraTenantId": tenant }));
+        assert_eq!(again.status, 503, "{}", again.body);
+        assert_eq!(
+            again.error(),
+            "the request did not finish within 1s and was abandoned; retry it"
+        );
+        assert_eq!(consent.join().unwrap().status, 503, "the setup goes on");
+    });
+    wait_until("the setup to fail", || {
+        env.db_count("SELECT COUNT(*) FROM integrations WHERE setup_error IS NOT NULL") == 1
+    });
+
+    // A consent callback waits for the tenant behind anything queued before
+    // it, such as an abandoned create that had not been abandoned after all.
+    let retry = env.consent_url(&tenant, &secret);
+    assert_eq!(env.follow_consent(&retry).status, 302);
+    assert_eq!(
+        env.settings(&tenant, &secret).status,
+        200,
+        "the secret still works"
+    );
+}
