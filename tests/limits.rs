@@ -137,6 +137,24 @@ fn pending_integrations_are_capped() {
 }
 
 #[test]
+fn an_expired_integration_waiting_to_be_deprovisioned_is_not_counted_as_pending() {
+    let env = TestEnv::start_with(|c| c.setup.max_pending = 1);
+    let stale = new_tenant();
+    let secret = env.create(&stale);
+    let link = env.consent_url(&stale, &secret);
+    env.sim.remove_group(&stale, GROUP);
+    assert_eq!(
+        env.follow_consent(&link).status,
+        302,
+        "setup failed, tenant provisioned"
+    );
+    env.age_integration(&stale, 8);
+
+    env.create(&new_tenant());
+    assert_eq!(env.db_count("SELECT COUNT(*) FROM integrations"), 2);
+}
+
+#[test]
 fn pending_integrations_expire() {
     let env = TestEnv::start_with(|c| c.setup.max_pending = 1);
     let old = new_tenant();

@@ -404,9 +404,11 @@ fn create(conn: &mut Connection, new: &NewIntegration) -> Result<CreateOutcome, 
         None => (false, false),
     };
 
+    // Expired rows still here are provisioned ones waiting for maintenance to
+    // deprovision them; they no longer wait for consent, so they do not count.
     let pending: u32 = tx.query_row(
-        "SELECT COUNT(*) FROM integrations WHERE setup_done = 0",
-        [],
+        "SELECT COUNT(*) FROM integrations WHERE setup_done = 0 AND created_at >= ?1",
+        [cutoff(now, new.pending_ttl)],
         |row| row.get(0),
     )?;
     if pending >= new.max_pending {
