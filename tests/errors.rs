@@ -404,6 +404,38 @@ fn device_and_message_refuse_bad_input() {
             "osVersion is missing",
         ),
         device(
+            "user principal name over its bound",
+            with(json!({"userPrincipalName": format!("{}@example.com", "a".repeat(1013))})),
+            400,
+            "userPrincipalName is longer than 1024 bytes",
+        ),
+        // 257 characters, but 1025 bytes: the bound is on the bytes that go
+        // into Graph's URL.
+        device(
+            "user principal name over its bound in bytes",
+            with(json!({"userPrincipalName": format!("{}@", "\u{1F600}".repeat(256))})),
+            400,
+            "userPrincipalName is longer than 1024 bytes",
+        ),
+        device(
+            "device name over its bound",
+            with(json!({"deviceName": "d".repeat(1025)})),
+            400,
+            "deviceName is longer than 1024 bytes",
+        ),
+        device(
+            "os over its bound",
+            with(json!({"os": "o".repeat(257)})),
+            400,
+            "os is longer than 256 bytes",
+        ),
+        device(
+            "os version over its bound",
+            with(json!({"osVersion": "1".repeat(257)})),
+            400,
+            "osVersion is longer than 256 bytes",
+        ),
+        device(
             "compliant as a JSON string",
             with(json!({"compliant": "true"})),
             400,

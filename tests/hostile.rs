@@ -647,6 +647,18 @@ fn device_cases(w: &World) -> Vec<Case> {
             400,
         ),
         post(
+            "10 KB user principal name",
+            json_key(),
+            with(json!({"userPrincipalName": format!("{}@example.com", "a".repeat(10_000))})),
+            400,
+        ),
+        post(
+            "device name of 2,000 emoji",
+            json_key(),
+            with(json!({"deviceName": "\u{1F600}".repeat(2_000)})),
+            400,
+        ),
+        post(
             "70 KB body",
             json_key(),
             with(json!({"deviceName": "x".repeat(70_000)})),
