@@ -398,6 +398,12 @@ fn device_and_message_refuse_bad_input() {
         ),
         device("no os", with(json!({"os": ""})), 400, "os is missing"),
         device(
+            "os only blanks",
+            with(json!({"os": " \t "})),
+            400,
+            "os is missing",
+        ),
+        device(
             "no os version",
             with(json!({"osVersion": null})),
             400,
