@@ -210,6 +210,30 @@ fn create_refuses_bad_input() {
                 "unsupported content type \"application/xml\"; send application/json",
             ),
             post(
+                "gzip body",
+                vec![
+                    key(),
+                    origin(),
+                    json_body(),
+                    ("Content-Encoding", "gzip".into()),
+                ],
+                body(json!({"entraTenantId": tenant})),
+                415,
+                "Content-Encoding gzip is not supported; send the body uncompressed",
+            ),
+            post(
+                "a coding after identity",
+                vec![
+                    key(),
+                    origin(),
+                    json_body(),
+                    ("Content-Encoding", "identity, BR".into()),
+                ],
+                body(json!({"entraTenantId": tenant})),
+                415,
+                "Content-Encoding BR is not supported; send the body uncompressed",
+            ),
+            post(
                 "too large",
                 vec![key(), origin(), json_body()],
                 Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000))),
@@ -599,6 +623,22 @@ fn head_is_answered_wherever_get_is() {
     assert_eq!(reply.header("content-type"), Some("application/json"));
     let reply = env.send("HEAD", &env.url(SETTINGS), &[("MS-API-Key", API_KEY)], None);
     assert_eq!(reply.status, 400, "the same checks as GET");
+}
+
+/// `identity` names no coding at all, so a body labelled with it is read;
+/// any other coding is refused with 415 (see `create_refuses_bad_input`).
+#[test]
+fn a_body_labelled_identity_is_read_as_it_is() {
+    let env = TestEnv::start();
+    let body = json!({"entraTenantId": new_tenant()}).to_string();
+    let headers = [
+        ("MS-API-Key", API_KEY),
+        ("Origin", ORIGIN),
+        ("Content-Type", "application/json"),
+        ("Content-Encoding", "Identity"),
+    ];
+    let reply = env.send("POST", &env.url(API), &headers, Some(&body));
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
 #[test]
