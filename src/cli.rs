@@ -142,7 +142,8 @@ struct RoundArgs {
     )]
     message_retention: String,
 
-    /// Age after which an integration whose setup never finished is dropped.
+    /// Age after which an integration whose setup never finished is dropped
+    /// (at least 1m).
     #[arg(long, env = "COMPLIANCE_PROXY_PENDING_TTL", default_value = "7days")]
     pending_ttl: String,
 }
@@ -261,7 +262,7 @@ struct ServeArgs {
     #[arg(long, env = "COMPLIANCE_PROXY_SHUTDOWN_TIMEOUT", default_value = "30s")]
     shutdown_timeout: String,
 
-    /// How long a consent link stays valid.
+    /// How long a consent link stays valid (at least 1m).
     #[arg(long, env = "COMPLIANCE_PROXY_CONSENT_TTL", default_value = "24h")]
     consent_ttl: String,
 
@@ -373,6 +374,11 @@ fn parse_tenant(text: &str) -> Result<Guid, String> {
 
 /// A consent link must live long enough for an admin to sign in and click.
 const MIN_CONSENT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The consent link leads back to a pending integration, so that must last
+/// at least as long; shorter, a new integration vanishes before any admin
+/// could consent (`1ms` expired every one at once).
+const MIN_PENDING_TTL: std::time::Duration = MIN_CONSENT_TTL;
 
 /// A subcommand with its settings checked, ready to run.
 enum Job {
@@ -582,7 +588,7 @@ fn serve_config(v: &mut Validator, args: &ServeArgs) -> ServeConfig {
         policy_name: v.non_empty("--policy-name", &args.policy_name),
         policy_description: args.policy_description.trim().to_string(),
         consent_ttl: v.duration_at_least("--consent-ttl", &args.consent_ttl, MIN_CONSENT_TTL),
-        pending_ttl: v.duration("--pending-ttl", &args.round.pending_ttl),
+        pending_ttl: v.duration_at_least("--pending-ttl", &args.round.pending_ttl, MIN_PENDING_TTL),
         max_pending: v
             .count("--max-pending", &args.max_pending)
             .min(u32::MAX.into()) as u32,
@@ -622,7 +628,7 @@ fn heartbeat_config(v: &mut Validator, args: &HeartbeatArgs) -> HeartbeatConfig 
         heartbeat_concurrency: v.count("--heartbeat-concurrency", &args.round.heartbeat_concurrency)
             as usize,
         message_retention: v.duration("--message-retention", &args.round.message_retention),
-        pending_ttl: v.duration("--pending-ttl", &args.round.pending_ttl),
+        pending_ttl: v.duration_at_least("--pending-ttl", &args.round.pending_ttl, MIN_PENDING_TTL),
         public_url: page_url(v, "--public-url", &args.pages.public_url),
         enroll_url: page_url(v, "--enroll-url", &args.pages.enroll_url),
         remediate_url: page_url(v, "--remediate-url", &args.pages.remediate_url),
@@ -735,5 +741,45 @@ fn one_line_secret(v: &mut Validator, setting: &str, text: &str) -> SecretSource
         SecretSource::Unreadable
     } else {
         SecretSource::Found(Secret::new(secret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The configuration problems of a `serve` or `heartbeat` command line,
+    /// found as `main` finds them.
+    fn problems(args: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(std::iter::once("compliance-proxy").chain(args.to_vec()))
+            .expect("the command line parses");
+        let mut v = Validator::default();
+        match &cli.command {
+            Command::Serve(args) => {
+                serve_config(&mut v, args);
+            }
+            Command::Heartbeat(args) => {
+                heartbeat_config(&mut v, args);
+            }
+            _ => panic!("only serve and heartbeat are checked here"),
+        }
+        v.finish().err().map(|e| e.problems).unwrap_or_default()
+    }
+
+    #[test]
+    fn pending_ttl_has_the_consent_ttl_minimum_in_serve_and_heartbeat() {
+        let serve = ["serve", "--simulate-microsoft", "--allow-anonymous"];
+        let client = "0d5e8c1a-4b7f-4e2d-9c3b-6a1f0e2d4c8b";
+        let heartbeat = ["heartbeat", "--client-id", client, "--client-secret", "s"];
+        for command in [&serve[..], &heartbeat[..]] {
+            let with = |ttl| problems(&[command, &["--pending-ttl", ttl]].concat());
+            assert_eq!(
+                with("1ms"),
+                [r#"--pending-ttl: "1ms" is shorter than the minimum of 1m"#],
+                "{command:?}"
+            );
+            assert_eq!(with("59s").len(), 1, "{command:?}");
+            assert_eq!(with("1m"), Vec::<String>::new(), "{command:?}");
+        }
     }
 }
