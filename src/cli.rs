@@ -190,8 +190,9 @@ struct ServeArgs {
     #[command(flatten)]
     pages: PagesArgs,
 
-    /// An accepted API key; repeat (or comma-separate in the environment) to
-    /// accept several during a rotation.
+    /// An accepted API key. To accept several during a rotation, repeat the
+    /// flag or separate keys with commas, in the flag as in the environment.
+    /// Keys are printable ASCII without spaces or commas.
     #[arg(
         long = "api-key",
         env = "COMPLIANCE_PROXY_API_KEYS",
@@ -764,6 +765,31 @@ mod tests {
             _ => panic!("only serve and heartbeat are checked here"),
         }
         v.finish().err().map(|e| e.problems).unwrap_or_default()
+    }
+
+    /// The help text promised comma-separation in the environment only, but
+    /// the flag splits too; a key is never taken with a comma in it.
+    #[test]
+    fn commas_separate_api_keys_in_the_flag_as_in_the_environment() {
+        let (old, new) = ("old-key-0123456789", "new-key-0123456789");
+        let cli = Cli::try_parse_from([
+            "compliance-proxy",
+            "serve",
+            "--simulate-microsoft",
+            "--api-key",
+            &format!("{old},{new}"),
+        ])
+        .expect("the command line parses");
+        let Command::Serve(args) = &cli.command else {
+            panic!("serve was given");
+        };
+        assert_eq!(args.api_keys, [old, new]);
+
+        let mut v = Validator::default();
+        let config = serve_config(&mut v, args);
+        assert!(v.finish().is_ok());
+        assert!(config.api_keys.accepts(old) && config.api_keys.accepts(new));
+        assert!(!config.api_keys.accepts(&format!("{old},{new}")));
     }
 
     #[test]
