@@ -142,7 +142,8 @@ struct RoundArgs {
     )]
     message_retention: String,
 
-    /// Age after which an integration whose setup never finished is dropped.
+    /// Age after which an integration whose setup never finished is dropped
+    /// (at least 1m).
     #[arg(long, env = "COMPLIANCE_PROXY_PENDING_TTL", default_value = "7days")]
     pending_ttl: String,
 }
@@ -189,8 +190,9 @@ struct ServeArgs {
     #[command(flatten)]
     pages: PagesArgs,
 
-    /// An accepted API key; repeat (or comma-separate in the environment) to
-    /// accept several during a rotation.
+    /// An accepted API key. To accept several during a rotation, repeat the
+    /// flag or separate keys with commas, in the flag as in the environment.
+    /// Keys are printable ASCII without spaces or commas.
     #[arg(
         long = "api-key",
         env = "COMPLIANCE_PROXY_API_KEYS",
@@ -262,7 +264,7 @@ struct ServeArgs {
     #[arg(long, env = "COMPLIANCE_PROXY_SHUTDOWN_TIMEOUT", default_value = "30s")]
     shutdown_timeout: String,
 
-    /// How long a consent link stays valid.
+    /// How long a consent link stays valid (at least 1m).
     #[arg(long, env = "COMPLIANCE_PROXY_CONSENT_TTL", default_value = "24h")]
     consent_ttl: String,
 
@@ -374,6 +376,11 @@ fn parse_tenant(text: &str) -> Result<Guid, String> {
 
 /// A consent link must live long enough for an admin to sign in and click.
 const MIN_CONSENT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The consent link leads back to a pending integration, so that must last
+/// at least as long; shorter, a new integration vanishes before any admin
+/// could consent (`1ms` expired every one at once).
+const MIN_PENDING_TTL: std::time::Duration = MIN_CONSENT_TTL;
 
 /// A subcommand with its settings checked, ready to run.
 enum Job {
@@ -583,7 +590,7 @@ fn serve_config(v: &mut Validator, args: &ServeArgs) -> ServeConfig {
         policy_name: v.non_empty("--policy-name", &args.policy_name),
         policy_description: args.policy_description.trim().to_string(),
         consent_ttl: v.duration_at_least("--consent-ttl", &args.consent_ttl, MIN_CONSENT_TTL),
-        pending_ttl: v.duration("--pending-ttl", &args.round.pending_ttl),
+        pending_ttl: v.duration_at_least("--pending-ttl", &args.round.pending_ttl, MIN_PENDING_TTL),
         max_pending: v
             .count("--max-pending", &args.max_pending)
             .min(u32::MAX.into()) as u32,
@@ -623,7 +630,7 @@ fn heartbeat_config(v: &mut Validator, args: &HeartbeatArgs) -> HeartbeatConfig 
         heartbeat_concurrency: v.count("--heartbeat-concurrency", &args.round.heartbeat_concurrency)
             as usize,
         message_retention: v.duration("--message-retention", &args.round.message_retention),
-        pending_ttl: v.duration("--pending-ttl", &args.round.pending_ttl),
+        pending_ttl: v.duration_at_least("--pending-ttl", &args.round.pending_ttl, MIN_PENDING_TTL),
         public_url: page_url(v, "--public-url", &args.pages.public_url),
         enroll_url: page_url(v, "--enroll-url", &args.pages.enroll_url),
         remediate_url: page_url(v, "--remediate-url", &args.pages.remediate_url),
@@ -736,5 +743,70 @@ fn one_line_secret(v: &mut Validator, setting: &str, text: &str) -> SecretSource
         SecretSource::Unreadable
     } else {
         SecretSource::Found(Secret::new(secret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The configuration problems of a `serve` or `heartbeat` command line,
+    /// found as `main` finds them.
+    fn problems(args: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(std::iter::once("compliance-proxy").chain(args.to_vec()))
+            .expect("the command line parses");
+        let mut v = Validator::default();
+        match &cli.command {
+            Command::Serve(args) => {
+                serve_config(&mut v, args);
+            }
+            Command::Heartbeat(args) => {
+                heartbeat_config(&mut v, args);
+            }
+            _ => panic!("only serve and heartbeat are checked here"),
+        }
+        v.finish().err().map(|e| e.problems).unwrap_or_default()
+    }
+
+    /// The help text promised comma-separation in the environment only, but
+    /// the flag splits too; a key is never taken with a comma in it.
+    #[test]
+    fn commas_separate_api_keys_in_the_flag_as_in_the_environment() {
+        let (old, new) = ("old-key-0123456789", "new-key-0123456789");
+        let cli = Cli::try_parse_from([
+            "compliance-proxy",
+            "serve",
+            "--simulate-microsoft",
+            "--api-key",
+            &format!("{old},{new}"),
+        ])
+        .expect("the command line parses");
+        let Command::Serve(args) = &cli.command else {
+            panic!("serve was given");
+        };
+        assert_eq!(args.api_keys, [old, new]);
+
+        let mut v = Validator::default();
+        let config = serve_config(&mut v, args);
+        assert!(v.finish().is_ok());
+        assert!(config.api_keys.accepts(old) && config.api_keys.accepts(new));
+        assert!(!config.api_keys.accepts(&format!("{old},{new}")));
+    }
+
+    #[test]
+    fn pending_ttl_has_the_consent_ttl_minimum_in_serve_and_heartbeat() {
+        let serve = ["serve", "--simulate-microsoft", "--allow-anonymous"];
+        let client = "0d5e8c1a-4b7f-4e2d-9c3b-6a1f0e2d4c8b";
+        let heartbeat = ["heartbeat", "--client-id", client, "--client-secret", "s"];
+        for command in [&serve[..], &heartbeat[..]] {
+            let with = |ttl| problems(&[command, &["--pending-ttl", ttl]].concat());
+            assert_eq!(
+                with("1ms"),
+                [r#"--pending-ttl: "1ms" is shorter than the minimum of 1m"#],
+                "{command:?}"
+            );
+            assert_eq!(with("59s").len(), 1, "{command:?}");
+            assert_eq!(with("1m"), Vec::<String>::new(), "{command:?}");
+        }
     }
 }

@@ -34,6 +34,9 @@ pub enum Error {
     Conflict(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body is in a form we do not read, such as compressed.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The client stopped sending its body.
     #[error("the request body did not arrive within {}", humantime::format_duration(*.0))]
     BodyTimeout(Duration),
@@ -64,6 +67,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Microsoft(e) if e.retry_after().is_some() => StatusCode::SERVICE_UNAVAILABLE,

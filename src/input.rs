@@ -19,55 +19,81 @@ use crate::ids::Guid;
 pub struct Field {
     pub name: &'static str,
     pub aliases: &'static [&'static str],
+    /// The longest text accepted, in bytes of UTF-8, for the free text we
+    /// pass on to Microsoft; `None` where the value's form bounds it (GUIDs,
+    /// booleans, numbers) or it never leaves the proxy (the secret).
+    pub max_bytes: Option<usize>,
 }
 
 pub const TENANT_ID: Field = Field {
     name: "entraTenantId",
     aliases: &["entraTenantId", "entra_tenant_id", "entraTenantID"],
+    max_bytes: None,
 };
 pub const SECRET: Field = Field {
     name: "fleetServerSecret",
     aliases: &["fleetServerSecret", "fleet_server_secret"],
+    max_bytes: None,
 };
 pub const MESSAGE_ID: Field = Field {
     name: "messageId",
     aliases: &["messageId", "message_id", "messageID"],
+    max_bytes: None,
 };
 pub const DEVICE_ID: Field = Field {
     name: "deviceId",
     aliases: &["deviceId", "device_id", "deviceID"],
+    max_bytes: None,
 };
+/// Computer and host names are far shorter (a DNS name is at most 253
+/// bytes); the bound keeps a runaway value from reaching Microsoft.
 pub const DEVICE_NAME: Field = Field {
     name: "deviceName",
     aliases: &["deviceName", "device_name"],
+    max_bytes: Some(1024),
 };
+/// Platform names (`macOS`, `Windows`) are a handful of bytes.
 pub const OS: Field = Field {
     name: "os",
     aliases: &["os"],
+    max_bytes: Some(256),
 };
+/// Version strings (`15.3.1`, `10.0.26100.4061`) are a few dozen bytes.
 pub const OS_VERSION: Field = Field {
     name: "osVersion",
     aliases: &["osVersion", "os_version"],
+    max_bytes: Some(256),
 };
 pub const COMPLIANT: Field = Field {
     name: "compliant",
     aliases: &["compliant"],
+    max_bytes: None,
 };
 pub const LAST_CHECK_IN: Field = Field {
     name: "lastCheckInTime",
     aliases: &["lastCheckInTime", "last_check_in_time"],
+    max_bytes: None,
 };
 pub const MANAGED: Field = Field {
     name: "deviceManagementState",
     aliases: &["deviceManagementState", "device_management_state"],
+    max_bytes: None,
 };
+/// A UPN has an email address's form: at most 64 bytes before the `@` and a
+/// domain name of at most 253 (RFC 5321, RFC 1035). The bound is in bytes
+/// because the UPN goes percent-encoded into the Graph lookup's URL, three
+/// bytes for each of its own: 3 KiB at most, which leaves room for the token
+/// in the 8 KiB request head the Microsoft client allows (`microsoft::client`).
+/// A longer head fails the call as if Microsoft had answered garbage.
 pub const USER_PRINCIPAL_NAME: Field = Field {
     name: "userPrincipalName",
     aliases: &["userPrincipalName", "user_principal_name"],
+    max_bytes: Some(1024),
 };
 pub const USER_ID: Field = Field {
     name: "userId",
     aliases: &["userId", "user_id", "userID"],
+    max_bytes: None,
 };
 
 /// Deepest JSON nesting accepted. Our inputs are flat objects; the limit keeps
@@ -236,13 +262,20 @@ impl Fields {
         Ok(found)
     }
 
-    /// An optional string; JSON non-strings are refused.
+    /// An optional string within the field's bound; JSON non-strings are
+    /// refused.
     pub fn string(&self, field: &Field) -> Result<Option<String>, Error> {
-        match self.find(field)? {
-            None => Ok(None),
-            Some(Raw::Text(text)) => Ok(Some(text.clone())),
-            Some(Raw::Json(Value::String(text))) => Ok(Some(text.clone())),
-            Some(Raw::Json(_)) => Err(wrong_type(field, "a string")),
+        let text = match self.find(field)? {
+            None => return Ok(None),
+            Some(Raw::Text(text) | Raw::Json(Value::String(text))) => text,
+            Some(Raw::Json(_)) => return Err(wrong_type(field, "a string")),
+        };
+        match field.max_bytes {
+            Some(max) if text.len() > max => Err(Error::BadRequest(format!(
+                "{} is longer than {max} bytes",
+                field.name
+            ))),
+            _ => Ok(Some(text.clone())),
         }
     }
 
@@ -434,6 +467,33 @@ mod tests {
             b.required_string(&OS).unwrap_err().to_string(),
             "os is missing"
         );
+    }
+
+    #[test]
+    fn free_text_is_bounded_in_bytes_not_characters() {
+        // 259 characters, 1024 bytes; one more byte is too many.
+        let at_bound = format!("{}@abc", "\u{1F600}".repeat(255));
+        let over = format!("{at_bound}d");
+        let query = |upn: &str| {
+            let encoded: String = form_urlencoded::byte_serialize(upn.as_bytes()).collect();
+            Fields::from_query(Some(&format!("userPrincipalName={encoded}")))
+        };
+        assert_eq!(
+            query(&at_bound).string(&USER_PRINCIPAL_NAME).unwrap(),
+            Some(at_bound)
+        );
+        assert_eq!(
+            query(&over)
+                .string(&USER_PRINCIPAL_NAME)
+                .unwrap_err()
+                .to_string(),
+            "userPrincipalName is longer than 1024 bytes"
+        );
+
+        // The secret never leaves the proxy, so it has no bound of its own.
+        let long = "s".repeat(5000);
+        let b = body(&format!(r#"{{"fleetServerSecret":"{long}"}}"#));
+        assert_eq!(b.required_string(&SECRET).unwrap(), long);
     }
 
     #[test]

@@ -210,6 +210,30 @@ fn create_refuses_bad_input() {
                 "unsupported content type \"application/xml\"; send application/json",
             ),
             post(
+                "gzip body",
+                vec![
+                    key(),
+                    origin(),
+                    json_body(),
+                    ("Content-Encoding", "gzip".into()),
+                ],
+                body(json!({"entraTenantId": tenant})),
+                415,
+                "Content-Encoding gzip is not supported; send the body uncompressed",
+            ),
+            post(
+                "a coding after identity",
+                vec![
+                    key(),
+                    origin(),
+                    json_body(),
+                    ("Content-Encoding", "identity, BR".into()),
+                ],
+                body(json!({"entraTenantId": tenant})),
+                415,
+                "Content-Encoding BR is not supported; send the body uncompressed",
+            ),
+            post(
                 "too large",
                 vec![key(), origin(), json_body()],
                 Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000))),
@@ -398,10 +422,48 @@ fn device_and_message_refuse_bad_input() {
         ),
         device("no os", with(json!({"os": ""})), 400, "os is missing"),
         device(
+            "os only blanks",
+            with(json!({"os": " \t "})),
+            400,
+            "os is missing",
+        ),
+        device(
             "no os version",
             with(json!({"osVersion": null})),
             400,
             "osVersion is missing",
+        ),
+        device(
+            "user principal name over its bound",
+            with(json!({"userPrincipalName": format!("{}@example.com", "a".repeat(1013))})),
+            400,
+            "userPrincipalName is longer than 1024 bytes",
+        ),
+        // 257 characters, but 1025 bytes: the bound is on the bytes that go
+        // into Graph's URL.
+        device(
+            "user principal name over its bound in bytes",
+            with(json!({"userPrincipalName": format!("{}@", "\u{1F600}".repeat(256))})),
+            400,
+            "userPrincipalName is longer than 1024 bytes",
+        ),
+        device(
+            "device name over its bound",
+            with(json!({"deviceName": "d".repeat(1025)})),
+            400,
+            "deviceName is longer than 1024 bytes",
+        ),
+        device(
+            "os over its bound",
+            with(json!({"os": "o".repeat(257)})),
+            400,
+            "os is longer than 256 bytes",
+        ),
+        device(
+            "os version over its bound",
+            with(json!({"osVersion": "1".repeat(257)})),
+            400,
+            "osVersion is longer than 256 bytes",
         ),
         device(
             "compliant as a JSON string",
@@ -561,6 +623,22 @@ fn head_is_answered_wherever_get_is() {
     assert_eq!(reply.header("content-type"), Some("application/json"));
     let reply = env.send("HEAD", &env.url(SETTINGS), &[("MS-API-Key", API_KEY)], None);
     assert_eq!(reply.status, 400, "the same checks as GET");
+}
+
+/// `identity` names no coding at all, so a body labelled with it is read;
+/// any other coding is refused with 415 (see `create_refuses_bad_input`).
+#[test]
+fn a_body_labelled_identity_is_read_as_it_is() {
+    let env = TestEnv::start();
+    let body = json!({"entraTenantId": new_tenant()}).to_string();
+    let headers = [
+        ("MS-API-Key", API_KEY),
+        ("Origin", ORIGIN),
+        ("Content-Type", "application/json"),
+        ("Content-Encoding", "Identity"),
+    ];
+    let reply = env.send("POST", &env.url(API), &headers, Some(&body));
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
 #[test]

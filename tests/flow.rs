@@ -189,6 +189,38 @@ fn windows_report_updates_the_device_and_is_completed_at_once() {
     assert_eq!(env.sim.count("GET", "/DataUploadMessages"), polls);
 }
 
+/// `os` is trimmed before anything looks at it: a padded "windows" takes
+/// the Windows path, and a padded "macOS" reaches Intune's inventory bare.
+#[test]
+fn whitespace_around_os_is_trimmed() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.set_up(&tenant);
+
+    let windows = new_tenant();
+    let mut report = mac_report(&tenant, &secret, &windows, true);
+    report["os"] = json!(" Windows\t");
+    let reply = env.post(DEVICE, &report);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(env.sim.device(&tenant, &windows).is_some());
+    assert_eq!(env.sim.count("PUT", "/DataUploadMessages"), 0);
+
+    let mut report = mac_report(&tenant, &secret, &new_tenant(), true);
+    report["os"] = json!("  macOS ");
+    let reply = env.post(DEVICE, &report);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let upload = env
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT" && r.path.contains("/DataUploadMessages"))
+        .expect("the Mac was uploaded");
+    let body: serde_json::Value = serde_json::from_str(&upload.body).unwrap();
+    let content: serde_json::Value =
+        serde_json::from_str(body["Content"].as_str().unwrap()).unwrap();
+    assert!(content.to_string().contains(r#""Os":"macOS""#), "{content}");
+}
+
 #[test]
 fn delete_deprovisions_and_removes_the_integration_and_its_messages() {
     let env = TestEnv::start();

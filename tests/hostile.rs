@@ -373,6 +373,29 @@ fn create_cases(w: &World) -> Vec<Case> {
             "--x--".into(),
             400,
         ),
+        // Refused before the body is read, even when the body is plain.
+        post(
+            "gzip declared on a plain body",
+            vec![
+                key(),
+                origin(ORIGIN),
+                ctype("application/json"),
+                ("Content-Encoding", "gzip".into()),
+            ],
+            ok_body.clone(),
+            415,
+        ),
+        post(
+            "identity then deflate",
+            vec![
+                key(),
+                origin(ORIGIN),
+                ctype("application/json"),
+                ("Content-Encoding", "identity, deflate".into()),
+            ],
+            ok_body.clone(),
+            415,
+        ),
     ];
     cases.push(case(
         "create: key in the query",
@@ -408,6 +431,8 @@ fn raw_create_cases(tenant: &str) -> Vec<Case> {
     let injected = "Origin: https://fleet.example.com\r\nX-Injected: 1\r\n\
                     Origin: https://evil.example\r\n";
     let not_utf8_body: &[u8] = b"{\"entraTenantId\":\"\xff\xfe\"}";
+    // The start of a gzip stream: its magic number, then deflate.
+    let gzip_body: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab\x56";
     let chunked = |size: String, chunk: &str| {
         let framing = "Transfer-Encoding: chunked\r\n\r\n";
         format!(
@@ -434,6 +459,14 @@ fn raw_create_cases(tenant: &str) -> Vec<Case> {
             "create: body not UTF-8",
             Send::Raw(sized(origin, not_utf8_body)),
             400,
+        ),
+        case(
+            "create: gzip body",
+            Send::Raw(sized(
+                &format!("{origin}Content-Encoding: gzip\r\n"),
+                gzip_body,
+            )),
+            415,
         ),
         case(
             "create: chunked 70 KB without Content-Length",
@@ -647,6 +680,18 @@ fn device_cases(w: &World) -> Vec<Case> {
             400,
         ),
         post(
+            "10 KB user principal name",
+            json_key(),
+            with(json!({"userPrincipalName": format!("{}@example.com", "a".repeat(10_000))})),
+            400,
+        ),
+        post(
+            "device name of 2,000 emoji",
+            json_key(),
+            with(json!({"deviceName": "\u{1F600}".repeat(2_000)})),
+            400,
+        ),
+        post(
             "70 KB body",
             json_key(),
             with(json!({"deviceName": "x".repeat(70_000)})),
@@ -664,6 +709,16 @@ fn device_cases(w: &World) -> Vec<Case> {
             vec![key(), ctype("application/xml")],
             "<device/>".into(),
             400,
+        ),
+        post(
+            "zstd",
+            vec![
+                key(),
+                ctype("application/json"),
+                ("Content-Encoding", "zstd".into()),
+            ],
+            with(json!({})),
+            415,
         ),
         post(
             "unknown user",

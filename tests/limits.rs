@@ -1,5 +1,6 @@
 //! The limits that keep one client (or many) from tying the service up:
-//! header read timeout, request timeout, connection cap, pending cap and age.
+//! header read timeout, request timeout, connection cap, pending cap and age,
+//! and the bounds on the text a device report passes on to Microsoft.
 
 mod common;
 
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use compliance_proxy::simulator::Fault;
 use serde_json::json;
+
+const DEVICE: &str = "/api/v1/microsoft-compliance-partner/device";
 
 #[test]
 fn a_client_sending_headers_byte_by_byte_is_cut_off_while_others_are_served() {
@@ -177,4 +180,44 @@ fn pending_integrations_expire() {
         )),
         1
     );
+}
+
+/// Text at its bound still reaches Microsoft, both paths: a user principal
+/// name of 4-byte characters is the longest Graph URL the proxy can build
+/// (before the bound, a longer one failed as a 502 "malformed HTTP answer").
+#[test]
+fn device_text_at_its_bounds_reaches_microsoft() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.set_up(&tenant);
+    let upn = format!("{}@abc", "\u{1F600}".repeat(255));
+    assert_eq!(upn.len(), 1024);
+    let name = "\u{e9}".repeat(512);
+    let report = |device: &str, os: String| {
+        json!({
+            "entraTenantId": tenant, "fleetServerSecret": secret, "deviceId": device,
+            "userPrincipalName": upn, "deviceName": name, "os": os,
+            "osVersion": "9".repeat(256), "compliant": true, "lastCheckInTime": 1_796_311_486,
+        })
+    };
+
+    let mac = env.post(DEVICE, &report(&new_tenant(), "m".repeat(256)));
+    assert_eq!(mac.status, 200, "{}", mac.body);
+    let lookup = env
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.path.starts_with("/v1.0/users("))
+        .expect("the user was looked up");
+    assert_eq!(lookup.status, 200);
+    assert!(lookup.path.len() > 3 * 1020, "{}", lookup.path.len());
+
+    let windows = new_tenant();
+    let reply = env.post(DEVICE, &report(&windows, "windows".into()));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let device = env
+        .sim
+        .device(&tenant, &windows)
+        .expect("Entra has the device");
+    assert_eq!(device.display_name, name);
 }

@@ -54,7 +54,14 @@ pub async fn message(app: &App, req: Request<Incoming>) -> Result<Response<Body>
 fn device_report(fields: &Fields) -> Result<DeviceReport, Error> {
     let device_id = fields.guid(&input::DEVICE_ID)?;
     let device_name = fields.required_string(&input::DEVICE_NAME)?;
-    let os = fields.required_string(&input::OS)?;
+    // Fleet sends the platform exactly, but a hand-written request may pad
+    // it; trimmed once here, " windows " takes the Windows path and Intune's
+    // inventory gets the bare name.
+    let os = fields
+        .string(&input::OS)?
+        .map(|os| os.trim().to_string())
+        .filter(|os| !os.is_empty())
+        .ok_or_else(|| input::missing(&input::OS))?;
     let os_version = fields
         .string(&input::OS_VERSION)?
         .ok_or_else(|| input::missing(&input::OS_VERSION))?;

@@ -9,9 +9,9 @@ pub mod devices;
 pub mod integrations;
 pub mod pages;
 
-use hyper::Request;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{HeaderMap, Request};
 
 use crate::Error;
 use crate::ids::Guid;
@@ -35,6 +35,7 @@ async fn fields(app: &App, req: Request<Incoming>) -> Result<Fields, Error> {
         });
     }
 
+    refuse_content_coding(req.headers())?;
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -47,6 +48,28 @@ async fn fields(app: &App, req: Request<Incoming>) -> Result<Fields, Error> {
         .map_err(|_| Error::BodyTimeout(app.body_timeout))??;
     fields.add_body(content_type.as_deref(), &body)?;
     Ok(fields)
+}
+
+/// Refuses a body with a content coding other than `identity`. We decode
+/// none, and a compressed body read as plain text would only fail later as
+/// "not valid JSON", which hides what the client has to change.
+fn refuse_content_coding(headers: &HeaderMap) -> Result<(), Error> {
+    for value in headers.get_all(CONTENT_ENCODING) {
+        let codings = value.to_str().map_err(|_| {
+            Error::BadRequest("the Content-Encoding header is not readable text".into())
+        })?;
+        let coded = codings
+            .split(',')
+            .map(str::trim)
+            .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
+        if let Some(coding) = coded {
+            return Err(Error::UnsupportedMediaType(format!(
+                "Content-Encoding {} is not supported; send the body uncompressed",
+                coding.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The tenant id and secret every tenant-scoped call carries.

@@ -110,8 +110,18 @@ impl Service {
                     Ok(true) => {}
                     // The integration was deleted (with its messages) during
                     // the upload, which is why Microsoft refused it: the
-                    // credentials name nothing any more.
-                    Ok(false) => return Err(Deny::Unauthorized.error()),
+                    // credentials name nothing any more. Microsoft's answer
+                    // is not Fleet's business then, but is kept for whoever
+                    // wonders where the upload went.
+                    Ok(false) => {
+                        tracing::debug!(
+                            %tenant,
+                            %message_id,
+                            error = %e,
+                            "upload failed after its integration was deleted"
+                        );
+                        return Err(Deny::Unauthorized.error());
+                    }
                     Err(cleanup) => {
                         let why = "could not remove the message of a failed upload";
                         tracing::error!(%message_id, error = %cleanup, "{why}");

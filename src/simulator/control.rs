@@ -3,7 +3,8 @@
 //! (for example against `serve --simulate-microsoft`).
 //!
 //! Only the main listener serves it, and its requests are neither recorded
-//! nor subject to faults. Routes (JSON in and out):
+//! nor subject to faults. Request bodies are JSON; the `GET` routes and
+//! `move-endpoints` answer JSON, the others 204 with no body. Routes:
 //! - `GET /_sim/requests`, `DELETE /_sim/requests`, `GET /_sim/stats`
 //!   (`{"arrivals": …, "recorded": …}`)
 //! - `POST /_sim/faults` (a rule, see `FaultSpec`), `DELETE /_sim/faults`

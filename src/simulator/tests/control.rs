@@ -133,6 +133,28 @@ async fn http_control_of_faults_and_requests() {
     assert_eq!(ctl(&sim, "GET", "nothing-here", None).await.status, 404);
 }
 
+/// What the README promises of the control interface: fault rules are added
+/// and cleared with 204 and no body, and `status_failed` takes the detail as
+/// a string, not a flag.
+#[tokio::test]
+async fn fault_rules_answer_no_content_and_status_failed_takes_text() {
+    let sim = start().await;
+    let failed = json!({"method": "GET", "path": "/DataUploadMessages", "status_failed": "gone"});
+    let added = ctl(&sim, "POST", "faults", Some(failed)).await;
+    assert_eq!((added.status, added.body.as_str()), (204, ""));
+    let cleared = ctl(&sim, "DELETE", "faults", None).await;
+    assert_eq!((cleared.status, cleared.body.as_str()), (204, ""));
+
+    let flag = json!({"method": "GET", "path": "/DataUploadMessages", "status_failed": true});
+    let refused = ctl(&sim, "POST", "faults", Some(flag)).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.json()["error"],
+        "invalid fault rule: invalid type: boolean `true`, expected a string at line 1 \
+         column 65"
+    );
+}
+
 /// Tenant views, consent, token expiry and reset over HTTP.
 #[tokio::test]
 async fn http_control_of_tenants_and_tokens() {
