@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -117,7 +118,7 @@ enum Audience {
 }
 
 /// Answers one request. Never fails: every error becomes a response.
-pub async fn handle(app: std::sync::Arc<App>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(app: std::sync::Arc<App>, mut req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = normalize(req.uri().path()).to_string();
@@ -139,6 +140,12 @@ pub async fn handle(app: std::sync::Arc<App>, req: Request<Incoming>) -> Respons
     // records apart. Every Microsoft and database call it makes is bounded.
     let timeout = app.request_timeout;
     let goes_on = outlives_timeout(&method, route);
+    // Aborting the task does not stop a database write already handed to a
+    // blocking thread; the write checks this token before it commits.
+    let abandoned = CancellationToken::new();
+    if !goes_on {
+        req.extensions_mut().insert(abandoned.clone());
+    }
     let tracker = app.work.clone();
     let mut work = tracker.spawn(
         async move { dispatch(&app, req, &method, &path, audience).await }.instrument(span.clone()),
@@ -146,6 +153,7 @@ pub async fn handle(app: std::sync::Arc<App>, req: Request<Incoming>) -> Respons
     let result = match tokio::time::timeout(timeout, &mut work).await {
         Ok(joined) => joined.unwrap_or_else(|e| Err(panicked(e))),
         Err(_) if !goes_on => {
+            abandoned.cancel();
             work.abort();
             Err(Error::Unavailable {
                 message: format!(

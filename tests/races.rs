@@ -388,3 +388,41 @@ fn a_create_cut_off_by_the_request_timeout_is_abandoned() {
         "the secret still works"
     );
 }
+
+#[test]
+fn a_create_abandoned_while_the_database_is_locked_writes_nothing() {
+    let env = TestEnv::start_with(|c| c.limits.request_timeout = Duration::from_secs(1));
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let row_id = || {
+        env.db_count(&format!(
+            "SELECT id FROM integrations WHERE tenant_id = '{tenant}'"
+        ))
+    };
+    let before = row_id();
+
+    // Another process (a `heartbeat` run, an operator's sqlite3) holds the
+    // write lock for longer than the request may take.
+    let holder = rusqlite::Connection::open(&env.db_path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let again = env.post(API, &json!({ "entraTenantId": tenant }));
+    assert_eq!(again.status, 503, "{}", again.body);
+    assert_eq!(
+        again.error(),
+        "the request did not finish within 1s and was abandoned; retry it"
+    );
+    holder.execute_batch("COMMIT").unwrap();
+
+    // The create's write was waiting for the lock when it was abandoned. It
+    // retries within 100 ms of the lock's release; watch well past that.
+    let watch = std::time::Instant::now();
+    while watch.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(row_id(), before, "the integration was not replaced");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        env.settings(&tenant, &secret).status,
+        200,
+        "the secret still works"
+    );
+}

@@ -4,6 +4,7 @@ use hyper::body::Incoming;
 use hyper::header::ORIGIN;
 use hyper::{Request, Response};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::{credentials, fields, record_tenant};
 use crate::Error;
@@ -30,12 +31,15 @@ struct SettingsResponse {
 
 /// `POST /api/v1/microsoft-compliance-partner`
 pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let abandoned = req.extensions().get::<CancellationToken>().cloned();
     let origin = origin(&req)?;
     let fields = fields(app, req).await?;
     let tenant = fields.guid(&input::TENANT_ID)?;
     record_tenant(tenant);
 
-    let created = app.service.create(tenant, origin).await?;
+    // Set by the router when the request timeout abandons the request.
+    let abandoned = abandoned.unwrap_or_default();
+    let created = app.service.create(tenant, origin, abandoned).await?;
     Ok(App::ok(&CreateResponse {
         entra_tenant_id: created.tenant.to_string(),
         fleet_server_secret: created.secret,

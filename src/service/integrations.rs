@@ -4,6 +4,8 @@
 //! integration is found by tenant id and the presented secret is compared in
 //! constant time with the stored digest.
 
+use tokio_util::sync::CancellationToken;
+
 use crate::Error;
 use crate::ids::{Guid, Origin};
 use crate::secrets;
@@ -58,8 +60,14 @@ pub struct Settings {
 }
 
 impl Service {
-    /// Registers a tenant for the Fleet server at `origin`.
-    pub async fn create(&self, tenant: Guid, origin: Origin) -> Result<Created, Error> {
+    /// Registers a tenant for the Fleet server at `origin`. Nothing is
+    /// written once `abandoned` is cancelled.
+    pub async fn create(
+        &self,
+        tenant: Guid,
+        origin: Origin,
+        abandoned: CancellationToken,
+    ) -> Result<Created, Error> {
         // A setup still running for a pending integration finishes first; its
         // outcome decides between replacing the row and a conflict.
         let _turn = self.locks.lock(tenant).await;
@@ -72,6 +80,7 @@ impl Service {
                 secret_hash: secrets::digest(&secret),
                 pending_ttl: self.config.setup.pending_ttl,
                 max_pending: self.config.setup.max_pending,
+                abandoned,
             })
             .await?;
 

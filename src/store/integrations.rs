@@ -6,6 +6,7 @@
 //! depends on a prior read runs inside one `IMMEDIATE` transaction.
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use tokio_util::sync::CancellationToken;
 
 use super::{Store, StoreError, cutoff, now};
 use crate::ids::{Guid, Origin};
@@ -51,6 +52,10 @@ pub struct NewIntegration {
     pub pending_ttl: std::time::Duration,
     /// Refuse to create when this many rows are already pending.
     pub max_pending: u32,
+    /// Set when the request was abandoned (its client was told so): the
+    /// transaction then rolls back instead of committing, however long it
+    /// waited for the database.
+    pub abandoned: CancellationToken,
 }
 
 /// The result of trying to register a tenant.
@@ -426,6 +431,9 @@ fn create(conn: &mut Connection, new: &NewIntegration) -> Result<CreateOutcome, 
             now
         ],
     )?;
+    if new.abandoned.is_cancelled() {
+        return Err(StoreError::Abandoned);
+    }
     tx.commit()?;
     Ok(CreateOutcome::Created { replaced })
 }

@@ -49,6 +49,9 @@ pub enum StoreError {
     Schema(String),
     #[error("{0}")]
     Backup(String),
+    /// The request the work belonged to was abandoned; nothing was written.
+    #[error("the request was abandoned before its change was written")]
+    Abandoned,
 }
 
 impl From<r2d2::Error> for StoreError {
