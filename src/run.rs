@@ -120,7 +120,8 @@ pub async fn serve_on(
 }
 
 /// `heartbeat`: one round over every set-up tenant, then maintenance. Exits
-/// 1 if any tenant failed, so a timer unit shows the failure.
+/// 1 if any tenant failed or an expired integration could not be
+/// deprovisioned, so a timer unit shows the failure.
 pub async fn heartbeat(config: HeartbeatConfig) -> anyhow::Result<ExitCode> {
     let store = open_store(&config.database, false).await?;
     let mut setup = SetupSettings::for_maintenance(config.message_retention, config.pending_ttl);
@@ -140,8 +141,8 @@ pub async fn heartbeat(config: HeartbeatConfig) -> anyhow::Result<ExitCode> {
     );
 
     let summary = service.heartbeat_round().await?;
-    service.maintain().await?;
-    Ok(if summary.failed == 0 {
+    let maintenance = service.maintain().await?;
+    Ok(if summary.failed == 0 && maintenance.expired_kept == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -333,23 +333,28 @@ fn maintenance_deprovisions_a_stale_provisioned_pending_integration() {
             heartbeat.env("COMPLIANCE_PROXY_PUBLIC_URL", env.url(""));
         }
         let output = heartbeat.output().unwrap();
-        let log = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(output.status.success(), "{log}");
-        log
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     };
-    let unchanged = |log: &str| {
-        assert!(log.contains("pending_expired=0"), "{log}");
+    // A kept integration fails the run, so that a timer unit shows it.
+    let unchanged = |(code, log): &(Option<i32>, String)| {
+        assert_eq!(*code, Some(1), "{log}");
+        assert!(log.contains("pending_expired=0 expired_kept=1"), "{log}");
         assert_eq!(env.db_count(rows), 2);
         assert_eq!(env.sim.tenant(&tenant).unwrap().provisioned, 1);
     };
 
     // Without the public URL, Intune cannot be sent the pages again.
-    let log = maintain(false);
+    let run = maintain(false);
     assert!(
-        log.contains("deprovisioning them needs COMPLIANCE_PROXY_PUBLIC_URL"),
-        "{log}"
+        run.1
+            .contains("deprovisioning them needs COMPLIANCE_PROXY_PUBLIC_URL"),
+        "{}",
+        run.1
     );
-    unchanged(&log);
+    unchanged(&run);
     assert_eq!(
         env.sim.count("PUT", "/PartnerTenants"),
         1,
@@ -362,15 +367,18 @@ fn maintenance_deprovisions_a_stale_provisioned_pending_integration() {
             .status(500)
             .times(2),
     );
-    let log = maintain(true);
+    let run = maintain(true);
     assert!(
-        log.contains("could not deprovision an expired integration"),
-        "{log}"
+        run.1
+            .contains("could not deprovision an expired integration"),
+        "{}",
+        run.1
     );
-    unchanged(&log);
+    unchanged(&run);
 
-    let log = maintain(true);
-    assert!(log.contains("pending_expired=1"), "{log}");
+    let (code, log) = maintain(true);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("pending_expired=1 expired_kept=0"), "{log}");
     assert_eq!(
         env.sim.tenant(&tenant).unwrap().provisioned,
         2,

@@ -429,7 +429,7 @@ fn maintenance_removes_exactly_what_is_past_its_age() {
     );
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(
-        log.contains("maintenance finished messages_pruned=1 pending_expired=1"),
+        log.contains("maintenance finished messages_pruned=1 pending_expired=1 expired_kept=0"),
         "{log}"
     );
 

@@ -28,6 +28,9 @@ pub struct RoundSummary {
 pub struct Maintenance {
     pub messages_pruned: usize,
     pub pending_expired: usize,
+    /// Expired integrations kept because their tenant could not be
+    /// deprovisioned (or no public URL is configured to do it).
+    pub expired_kept: usize,
 }
 
 impl Service {
@@ -94,16 +97,18 @@ impl Service {
     pub async fn maintain(&self) -> Result<Maintenance, Error> {
         let setup = &self.config.setup;
         let messages_pruned = self.store.prune_messages(setup.message_retention).await?;
-        let mut pending_expired = self.store.expire_pending(setup.pending_ttl).await?;
-        pending_expired += self.expire_provisioned().await?;
+        let unprovisioned = self.store.expire_pending(setup.pending_ttl).await?;
+        let (deprovisioned, expired_kept) = self.expire_provisioned().await?;
 
         let done = Maintenance {
             messages_pruned,
-            pending_expired,
+            pending_expired: unprovisioned + deprovisioned,
+            expired_kept,
         };
         tracing::info!(
             messages_pruned = done.messages_pruned,
             pending_expired = done.pending_expired,
+            expired_kept = done.expired_kept,
             "maintenance finished"
         );
         Ok(done)
@@ -112,12 +117,12 @@ impl Service {
     /// Deprovisions and deletes stale pending integrations whose setup failed
     /// after provisioning the tenant, so that Microsoft is not left pointing
     /// at us for a tenant we forgot. One that cannot be deprovisioned now is
-    /// kept for the next pass.
-    async fn expire_provisioned(&self) -> Result<usize, Error> {
+    /// kept for the next pass. Returns how many were removed and kept.
+    async fn expire_provisioned(&self) -> Result<(usize, usize), Error> {
         let ttl = self.config.setup.pending_ttl;
         let stale = self.store.expired_provisioned(ttl).await?;
         if stale.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         if !self.config.partner_urls_known() {
             // Intune is sent the page URLs again on deprovisioning.
@@ -126,10 +131,10 @@ impl Service {
                 "expired pending integrations are provisioned at Microsoft and are kept: \
                  deprovisioning them needs COMPLIANCE_PROXY_PUBLIC_URL"
             );
-            return Ok(0);
+            return Ok((0, stale.len()));
         }
 
-        let mut expired = 0;
+        let (mut expired, mut kept) = (0, 0);
         for stale in stale {
             // A create or consent for the tenant may be under way; it decides
             // first, and the row is read again under the lock.
@@ -144,6 +149,7 @@ impl Service {
             let tenant = integration.tenant;
             if let Err(e) = self.deprovision(&integration).await {
                 tracing::warn!(%tenant, error = %e, "could not deprovision an expired integration");
+                kept += 1;
                 continue;
             }
             self.store.delete_integration(integration.id).await?;
@@ -151,6 +157,6 @@ impl Service {
             tracing::info!(%tenant, "expired pending integration deprovisioned and deleted");
             expired += 1;
         }
-        Ok(expired)
+        Ok((expired, kept))
     }
 }
