@@ -426,3 +426,39 @@ fn a_create_abandoned_while_the_database_is_locked_writes_nothing() {
         "the secret still works"
     );
 }
+
+#[test]
+fn a_setup_whose_integration_another_process_removes_meanwhile_says_so() {
+    let env = TestEnv::start();
+    let tenant = new_tenant();
+    let secret = env.create(&tenant);
+    let link = env.consent_url(&tenant, &secret);
+    env.sim
+        .add_fault(Fault::on("POST", "/Assign").delay(Duration::from_millis(2500)));
+
+    std::thread::scope(|s| {
+        let consent = s.spawn(|| env.follow_consent(&link));
+        wait_until("the assignment to be held at Microsoft", || held(&env) == 1);
+
+        // The tenant is provisioned by now; past its pending lifetime, a
+        // `heartbeat` run's maintenance (which takes no lock of `serve`'s)
+        // deprovisions and deletes it.
+        env.age_integration(&tenant, 8);
+        let output = env
+            .command(&["heartbeat"])
+            .env("COMPLIANCE_PROXY_PUBLIC_URL", env.url(""))
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{log}");
+        assert!(log.contains("pending_expired=1"), "{log}");
+
+        let reply = consent.join().unwrap();
+        assert_eq!(reply.status, 404, "{}", reply.body);
+        let told = "The integration expired while its setup ran; connect the tenant again \
+                    from Fleet.";
+        assert!(reply.body.contains(told), "{}", reply.body);
+    });
+
+    assert_eq!(integration_row(&env, &tenant), None, "not written back");
+}
