@@ -348,12 +348,12 @@ fn maintenance_deprovisions_a_stale_provisioned_pending_integration() {
 
     // Without the public URL, Intune cannot be sent the pages again.
     let run = maintain(false);
-    assert!(
-        run.1
-            .contains("deprovisioning them needs COMPLIANCE_PROXY_PUBLIC_URL"),
-        "{}",
-        run.1
+    let kept = format!(
+        "expired pending integration kept: its tenant is provisioned at Microsoft, and \
+         deprovisioning it needs COMPLIANCE_PROXY_PUBLIC_URL (--public-url), or both \
+         --enroll-url and --remediate-url tenant={tenant}"
     );
+    assert!(run.1.contains(&kept), "{}", run.1);
     unchanged(&run);
     assert_eq!(
         env.sim.count("PUT", "/PartnerTenants"),
@@ -378,6 +378,8 @@ fn maintenance_deprovisions_a_stale_provisioned_pending_integration() {
 
     let (code, log) = maintain(true);
     assert_eq!(code, Some(0), "{log}");
+    let deleted = format!("expired pending integration deleted tenant={tenant} deprovisioned=true");
+    assert!(log.contains(&deleted), "{log}");
     assert!(log.contains("pending_expired=1 expired_kept=0"), "{log}");
     assert_eq!(
         env.sim.tenant(&tenant).unwrap().provisioned,

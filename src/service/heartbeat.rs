@@ -126,11 +126,14 @@ impl Service {
         }
         if !self.config.partner_urls_known() {
             // Intune is sent the page URLs again on deprovisioning.
-            tracing::warn!(
-                integrations = stale.len(),
-                "expired pending integrations are provisioned at Microsoft and are kept: \
-                 deprovisioning them needs COMPLIANCE_PROXY_PUBLIC_URL"
-            );
+            for kept in &stale {
+                tracing::warn!(
+                    tenant = %kept.tenant,
+                    "expired pending integration kept: its tenant is provisioned at Microsoft, \
+                     and deprovisioning it needs COMPLIANCE_PROXY_PUBLIC_URL (--public-url), \
+                     or both --enroll-url and --remediate-url"
+                );
+            }
             return Ok((0, stale.len()));
         }
 
@@ -147,14 +150,18 @@ impl Service {
             };
 
             let tenant = integration.tenant;
-            if let Err(e) = self.deprovision(&integration).await {
-                tracing::warn!(%tenant, error = %e, "could not deprovision an expired integration");
-                kept += 1;
-                continue;
-            }
+            let deprovisioned = match self.deprovision(&integration).await {
+                Ok(deprovisioned) => deprovisioned,
+                Err(e) => {
+                    let why = "could not deprovision an expired integration; kept";
+                    tracing::warn!(%tenant, error = %e, "{why}");
+                    kept += 1;
+                    continue;
+                }
+            };
             self.store.delete_integration(integration.id).await?;
             self.microsoft.forget_tenant(tenant);
-            tracing::info!(%tenant, "expired pending integration deprovisioned and deleted");
+            tracing::info!(%tenant, deprovisioned, "expired pending integration deleted");
             expired += 1;
         }
         Ok((expired, kept))

@@ -150,11 +150,11 @@ impl Service {
     }
 
     /// Deprovisions the integration's tenant at Microsoft if it was
-    /// provisioned there. A tenant that revoked its consent has nothing left
-    /// to deprovision, which counts as done.
-    pub(super) async fn deprovision(&self, integration: &Integration) -> Result<(), Error> {
+    /// provisioned there; true when Microsoft was told. A tenant that revoked
+    /// its consent has nothing left to deprovision, which counts as done.
+    pub(super) async fn deprovision(&self, integration: &Integration) -> Result<bool, Error> {
         if !integration.provisioned {
-            return Ok(());
+            return Ok(false);
         }
 
         let tenant = integration.tenant;
@@ -163,11 +163,11 @@ impl Service {
             .deprovision(tenant, self.config.partner_urls())
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(true),
             Err(e) if e.is_not_consented() => {
                 let why = "not consented any more; nothing to deprovision";
-                tracing::info!(%tenant, error = %e, "{why}");
-                Ok(())
+                tracing::warn!(%tenant, error = %e, "{why}");
+                Ok(false)
             }
             Err(e) => Err(e.into()),
         }
